@@ -1,0 +1,124 @@
+"""The one interface every generative model implements, plus checkpointing shared by all of them.
+
+Images cross this interface as uint8 tensors N x 3 x H x W. ``train_is_outlier`` is passed to ``fit`` only so a
+model can *report* how well it set outliers aside (flag precision/recall): no model may train on it.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from bench import atomic
+from bench.errors import BenchError
+from bench.progress import Progress, null_progress
+
+
+class Checkpointer:
+    """Periodic, atomic training-state snapshots so an interrupted cell resumes where it stopped."""
+
+    def __init__(self, path: str | Path, every_s: float = 300.0):
+        self.path = Path(path)
+        self.every_s = every_s
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.every_s
+
+    def save(self, state: dict[str, Any]) -> None:
+        atomic.torch_save(self.path, state)
+        self._last = time.monotonic()
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        try:
+            return torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a corrupt checkpoint is not fatal: start the cell over
+            print(f"warning: ignoring unreadable checkpoint {self.path}: {e}")
+            return None
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class FitConfig:
+    """Run-level settings for one ``fit`` call (the model's own hyper-parameters live in ``model.cfg``)."""
+
+    seed: int = 0
+    checkpoint: Checkpointer | None = None
+    device: str = "cpu"
+
+
+class GenerativeModel(abc.ABC):
+    """Base class: subclasses set ``name`` via ``@register_model`` and take their config dataclass."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, cfg: Any, image_size: int):
+        self.cfg = cfg
+        self.image_size = image_size
+
+    @abc.abstractmethod
+    def fit(
+        self,
+        train_images: torch.Tensor,
+        train_is_outlier: torch.Tensor,
+        cfg: FitConfig,
+        progress: Progress = null_progress,
+    ) -> dict[str, Any]:
+        """Train on uint8 images N x 3 x H x W; return a JSON-serialisable history dict."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        """``n`` generated images as uint8 N x 3 x H x W; the same seed gives the same images."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything ``sample`` needs, as tensors and plain Python values (loadable with weights_only=True)."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def save(self, path: str | Path) -> None:
+        atomic.torch_save(
+            path,
+            {
+                "model": self.name,
+                "image_size": self.image_size,
+                "config": dataclasses.asdict(self.cfg),
+                "state": self.state_dict(),
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GenerativeModel":
+        from bench import registry
+
+        try:
+            blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise BenchError(f"model file not found: {path}") from None
+        except Exception as e:
+            raise BenchError(f"cannot read model file {path}: {e}") from None
+        spec = registry.get(blob["model"])
+        model = spec.cls(spec.config_cls(**blob["config"]), blob["image_size"])
+        model.load_state_dict(blob["state"])
+        return model
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255] (clamped, rounded)."""
+    return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
