@@ -18,17 +18,23 @@ from bench.errors import BenchError
 
 
 @dataclass
+class DatasetCounts:
+    """How many images of one dataset each set gets. Held-out sets never overlap the training images."""
+
+    inliers: int  # training inliers (all of them in every cell; outliers are added to reach the ratio)
+    classifier_train_per_class: int
+    classifier_test_per_class: int
+    reference: int  # real inliers for FID / KID / precision-recall
+    pool_per_half: int = 0  # RoomCrop only: bedrooms in each of the two disjoint halves (inlier / outlier pool)
+
+
+@dataclass
 class DataConfig:
     size: int = 64
-    # FaceMask: all training inliers are unmasked faces; outliers are masked faces (paper §4.2).
-    facemask_inliers: int = 10_000
-    # RoomCrop: the bedroom pool is shuffled and cut into two disjoint halves (inlier pool, outlier pool).
-    roomcrop_inliers: int = 30_000
-    roomcrop_pool_per_half: int = 36_000
-    # Held out from every generator's training set (never overlapping it).
-    classifier_train_per_class: int = 2_000
-    classifier_test_per_class: int = 1_000
-    reference_inliers: int = 5_000
+    # FaceMask (paper §4.2): all 10,000 unmasked faces are training inliers; masked faces are outliers.
+    facemask: DatasetCounts = field(default_factory=lambda: DatasetCounts(10_000, 2_000, 1_000, 5_000))
+    # RoomCrop (paper §4.2): 30,000 inliers and a 30,000 outlier pool (plus what the held-out sets need).
+    roomcrop: DatasetCounts = field(default_factory=lambda: DatasetCounts(30_000, 2_000, 1_000, 5_000, 38_000))
     # RoomCrop corruption. "side": each rectangle side drawn from [rect_min, rect_max] px at 64x64 (scaled
     # with resolution); "area": rectangle area drawn from [rect_min, rect_max] px^2 at 64x64 (scaled).
     rect_reading: str = "side"
@@ -87,12 +93,8 @@ def _cpu() -> Profile:
         name="cpu",
         data=DataConfig(
             size=32,
-            facemask_inliers=3_000,
-            roomcrop_inliers=1_200,
-            roomcrop_pool_per_half=2_500,
-            classifier_train_per_class=900,
-            classifier_test_per_class=500,
-            reference_inliers=1_400,
+            facemask=DatasetCounts(3_000, 900, 500, 1_400),
+            roomcrop=DatasetCounts(1_200, 400, 250, 600, 2_500),
         ),
         eval=EvalConfig(max_generated=3_000, classifier_epochs=15, kid_subset_size=500),
         run=RunConfig(checkpoint_every_s=120.0),
@@ -105,12 +107,8 @@ def _smoke() -> Profile:
         name="smoke",
         data=DataConfig(
             size=16,
-            facemask_inliers=120,
-            roomcrop_inliers=120,
-            roomcrop_pool_per_half=260,
-            classifier_train_per_class=60,
-            classifier_test_per_class=40,
-            reference_inliers=60,
+            facemask=DatasetCounts(120, 60, 40, 60),
+            roomcrop=DatasetCounts(120, 60, 40, 60, 300),
         ),
         eval=EvalConfig(
             max_generated=120, classifier_epochs=3, classifier_batch=32, feature_batch=60, kid_subset_size=50
@@ -219,10 +217,11 @@ def validate(p: Profile) -> None:
     d = p.data
     if d.size < 8 or d.size % 4:
         raise BenchError(f"bad data.size={d.size}: must be a multiple of 4 and at least 8 (e.g. 16, 32, 64)")
-    for fname in ("facemask_inliers", "roomcrop_inliers", "classifier_train_per_class",
-                  "classifier_test_per_class", "reference_inliers", "roomcrop_pool_per_half"):
-        if getattr(d, fname) < 1:
-            raise BenchError(f"bad data.{fname}={getattr(d, fname)}: must be a positive count")
+    for ds in ("facemask", "roomcrop"):
+        for f in dataclasses.fields(DatasetCounts):
+            value = getattr(getattr(d, ds), f.name)
+            if value < 1 and not (f.name == "pool_per_half" and ds == "facemask"):
+                raise BenchError(f"bad data.{ds}.{f.name}={value}: must be a positive count")
     if d.rect_reading not in ("side", "area"):
         raise BenchError(f"bad data.rect_reading='{d.rect_reading}': choose 'side' or 'area'")
     if not 0 < d.rect_min <= d.rect_max:

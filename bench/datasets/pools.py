@@ -1,0 +1,72 @@
+"""Image pools: an indexable source of images decoded on demand, with a fingerprint for cache keys.
+
+A pool is anything with ``fingerprint``, ``__len__`` and ``get(i, size) -> uint8 HxWx3 | None`` (None for an
+unreadable item, which the split builder skips and counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from bench.datasets import images
+
+
+class Pool(Protocol):
+    fingerprint: str
+
+    def __len__(self) -> int: ...
+
+    def get(self, i: int, size: int) -> np.ndarray | None: ...
+
+
+class FolderPool:
+    """Image files of one folder."""
+
+    def __init__(self, folder: Path, root: Path | None = None):
+        self.folder = folder
+        self.paths = images.list_images(folder)
+        self.fingerprint = images.fingerprint_files(self.paths, root or folder.parent)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def get(self, i: int, size: int) -> np.ndarray | None:
+        return images.decode(self.paths[i], size)
+
+
+class SubsetPool:
+    """A view of ``base`` restricted to ``indices`` (used for RoomCrop's two disjoint halves)."""
+
+    def __init__(self, base: Pool, indices: np.ndarray, tag: str):
+        self.base, self.indices = base, np.asarray(indices)
+        self.fingerprint = hashlib.sha256(f"{base.fingerprint}:{tag}:{len(indices)}".encode()).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def get(self, i: int, size: int) -> np.ndarray | None:
+        return self.base.get(int(self.indices[i]), size)
+
+
+@dataclass
+class MappedPool:
+    """``base`` with a per-item transform ``fn(image, i)`` (e.g. RoomCrop's black rectangles)."""
+
+    base: Pool
+    fn: Callable[[np.ndarray, int], np.ndarray]
+    tag: str
+
+    def __post_init__(self) -> None:
+        self.fingerprint = hashlib.sha256(f"{self.base.fingerprint}:{self.tag}".encode()).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def get(self, i: int, size: int) -> np.ndarray | None:
+        img = self.base.get(i, size)
+        return None if img is None else self.fn(img, i)
