@@ -1,0 +1,123 @@
+"""Plain GAN baseline as in the NR-GAN code (Kaneko & Harada 2020, model ``gan``; spec baselines.md Parts A, B).
+
+ResNet G and D without normalisation, non-saturating logistic loss, R1 = 10 * mean ||grad D(x_real)||^2 (no 1/2),
+Adam 2e-4, betas (0, 0.99), D batch 64, G batch 128, n_critic 1 (iteration 0 is a D step only), samples from an
+EMA (0.999) copy of G. Sizes: 32 px is the official layout; 64 px adds one up stage to G (4x4 start, 4 blocks)
+and one down block to D; 16 px removes one of each (see ``gan_common.stages``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.models import gan_common as gc
+from bench.registry import register_model
+
+
+@dataclass
+class GANConfig:
+    """Defaults are the official NR-GAN hyper-parameters (the ``paper`` profile)."""
+
+    latent_dim: int = 128
+    channels: int = 128
+    residual_factor: float = 0.1
+    iterations: int = 200_000
+    d_batch_size: int = 64
+    g_batch_size: int = 128  # official --g_bs_multiple 2
+    lr: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.99
+    lambda_r1: float = 10.0
+    ema_beta: float = 0.999
+    model_seed: int = 0
+    sample_batch: int = 250
+
+
+# Short runs: an EMA with beta 0.999 would still hold 0.999^iterations of the random init (37% after 1,000
+# iterations), so the cpu/smoke profiles average over a shorter window; 128 channels are ~16x too slow on 2 cores.
+GAN_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"iterations": 30, "channels": 32, "d_batch_size": 16, "g_batch_size": 32, "ema_beta": 0.9},
+    "cpu": {"iterations": 1_500, "channels": 64, "d_batch_size": 32, "g_batch_size": 64, "ema_beta": 0.995},
+    "paper": {},
+}
+
+
+@register_model("gan", config=GANConfig, profiles=GAN_PROFILES)
+class GAN(gc.AdversarialModel):
+    """Plain GAN (NR-GAN code): ResNet G/D, non-saturating loss + R1, EMA generator."""
+
+    cfg: GANConfig
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        c = self.cfg
+        g = gc.ResNetGenerator(self.image_size, c.latent_dim, c.channels, c.residual_factor)
+        d = gc.ResNetDiscriminator(self.image_size, c.channels, c.residual_factor)
+        return {"g": g, "d": d, "g_ema": gc.ema_copy(g)}
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.cfg
+        return {
+            "g": gc.adam(self.generator_params(), c.lr, c.beta1, c.beta2),
+            "d": gc.adam(self.nets["d"].parameters(), c.lr, c.beta1, c.beta2),
+        }
+
+    def num_iterations(self, n_train: int) -> int:
+        return self.cfg.iterations
+
+    def sampling_net(self) -> nn.Module:
+        return self.nets["g_ema"]
+
+    # --- hooks SD-NR-GAN-III overrides
+    def generator_params(self) -> list[nn.Parameter]:
+        return list(self.nets["g"].parameters())
+
+    def fakes(self, n: int, rng: torch.Generator, generator_step: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What D sees as fake, and an extra generator loss (None here)."""
+        return self.nets["g"](self.latent(n, self.cfg.latent_dim, rng)), None
+
+    def update_ema(self) -> None:
+        gc.ema_update(self.nets["g_ema"], self.nets["g"], self.cfg.ema_beta)
+
+    # --- training
+    def latent(self, n: int, dim: int, rng: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, dim, generator=rng).to(self.device)
+
+    def train_step(self, iteration: int, data: gc.RealBatches, rng: torch.Generator) -> dict[str, float]:
+        losses: dict[str, float] = {}
+        if iteration > 0:  # official: iteration 0 updates D only
+            losses.update(self.generator_step(rng))
+        losses.update(self.discriminator_step(data, rng))
+        return losses
+
+    def generator_step(self, rng: torch.Generator) -> dict[str, float]:
+        opt, d = self.optimizers["g"], self.nets["d"]
+        opt.zero_grad(set_to_none=True)
+        fake, extra = self.fakes(self.cfg.g_batch_size, rng, generator_step=True)
+        with gc.frozen(d):
+            adv = F.softplus(-d(fake)).mean()  # BCE(D(fake), 1)
+        loss = adv if extra is None else adv + extra
+        loss.backward()
+        opt.step()
+        self.update_ema()
+        out = {"g": adv.item()}
+        if extra is not None:
+            out["g_extra"] = extra.item()
+        return out
+
+    def discriminator_step(self, data: gc.RealBatches, rng: torch.Generator) -> dict[str, float]:
+        opt, d = self.optimizers["d"], self.nets["d"]
+        opt.zero_grad(set_to_none=True)
+        real = data.next(self.cfg.d_batch_size).requires_grad_(True)
+        with torch.no_grad():
+            fake, _ = self.fakes(self.cfg.d_batch_size, rng, generator_step=False)
+        d_real = d(real)
+        r1 = gc.r1_penalty(d_real, real)
+        adv = F.softplus(-d_real).mean() + F.softplus(d(fake)).mean()
+        (adv + self.cfg.lambda_r1 * r1).backward()
+        opt.step()
+        return {"d": adv.item(), "r1": r1.item()}

@@ -1,0 +1,83 @@
+"""SD-NR-GAN-III (Kaneko & Harada 2020; official flags ``--gn_train --implicit --color_inversion``; spec Part C).
+
+Everything of the plain ``gan`` (networks, loss, R1, Adam, EMA, schedule) plus a noise generator Gn:
+- Gn is the same ResNet generator class with a 256-d latent whose first 128 dims are G's z (signal dependence);
+- D sees clamp(G(z) + T(Gn([z, z'])), -1, 1) where T, the "color inversion", negates each (sample, channel) of
+  the noise with probability 1/2, drawn afresh in every G and D step and applied to the noise only;
+- the G step adds the diversity-sensitive regulariser -0.02 * mean_pairs(mean|n_A - n_B| / mean|zn_A - zn_B|),
+  computed on the noise *before* T and with the full 256-d zn; G and Gn take one Adam step each from one backward.
+``sample`` runs only the EMA clean generator G; Gn (and its EMA copy) is never used at test time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.models import gan_common as gc
+from bench.models.gan import GAN, GAN_PROFILES, GANConfig
+from bench.registry import register_model
+
+
+@dataclass
+class SDNRGAN3Config(GANConfig):
+    noise_latent_dim: int = 256  # 2 x latent_dim with --implicit: [z, z_private]
+    lambda_ds: float = 0.02
+
+
+def color_inversion(noise: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """Negate each (sample, channel) of ``noise`` independently with probability 1/2."""
+    signs = torch.randint(0, 2, (noise.shape[0], noise.shape[1], 1, 1), generator=rng).mul_(2).sub_(1)
+    return noise * signs.to(noise.device, noise.dtype)
+
+
+def diversity_ratio(noise: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    """mean over pairs (first half, second half) of mean|n_A - n_B| / (mean|zn_A - zn_B| + 1e-12)."""
+    half = noise.shape[0] // 2
+    dn = (noise[:half] - noise[half : 2 * half]).abs().flatten(1).mean(1)
+    dz = (latent[:half] - latent[half : 2 * half]).abs().flatten(1).mean(1)
+    return (dn / (dz + 1e-12)).mean()
+
+
+@register_model("sdnrgan3", config=SDNRGAN3Config, profiles={k: dict(v) for k, v in GAN_PROFILES.items()})
+class SDNRGAN3(GAN):
+    """SD-NR-GAN-III: clean generator + signal-dependent noise generator with color-inversion constraint."""
+
+    cfg: SDNRGAN3Config
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        c = self.cfg
+        if c.noise_latent_dim < c.latent_dim:
+            raise ValueError(f"noise_latent_dim={c.noise_latent_dim} must be >= latent_dim={c.latent_dim}")
+        nets = super().build_nets()
+        gn = gc.ResNetGenerator(self.image_size, c.noise_latent_dim, c.channels, c.residual_factor)
+        return {**nets, "gn": gn, "gn_ema": gc.ema_copy(gn)}
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.cfg
+        opts = super().build_optimizers()  # G's optimiser covers G only; Gn has its own Adam, same settings
+        opts["gn"] = gc.adam(self.nets["gn"].parameters(), c.lr, c.beta1, c.beta2)
+        return opts
+
+    def fakes(self, n: int, rng: torch.Generator, generator_step: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        c = self.cfg
+        z = self.latent(n, c.latent_dim, rng)
+        zn = self.latent(n, c.noise_latent_dim, rng)
+        zn[:, : c.latent_dim] = z  # implicit relation: Gn sees G's latent plus private dims
+        clean, noise = self.nets["g"](z), self.nets["gn"](zn)
+        extra = -c.lambda_ds * diversity_ratio(noise, zn) if generator_step else None
+        noisy = (clean + color_inversion(noise, rng)).clamp(-1.0, 1.0)
+        return noisy, extra
+
+    def generator_step(self, rng: torch.Generator) -> dict[str, float]:
+        self.optimizers["gn"].zero_grad(set_to_none=True)
+        out = super().generator_step(rng)  # backward reaches G and Gn; G's optimiser stepped there
+        self.optimizers["gn"].step()
+        gc.ema_update(self.nets["gn_ema"], self.nets["gn"], self.cfg.ema_beta)
+        return out
+
+    def fit_report(self, images: torch.Tensor, is_outlier: torch.Tensor) -> dict[str, Any]:
+        return {"samples_from": "g_ema (clean generator only)"}

@@ -1,0 +1,85 @@
+"""Plain GAN (NR-GAN code): interface contract at 16/32/64 px, schedule details, R1 in the loss."""
+
+from __future__ import annotations
+
+import torch
+
+from bench import registry
+from bench.models.base import FitConfig
+from tests.models.test_gan_common import (
+    build,
+    contract_deterministic_sampling,
+    contract_outlier_labels_unused,
+    contract_resume,
+    contract_save_load,
+    contract_shapes,
+    contract_training_step,
+    flat_params,
+    tiny_data,
+)
+
+NAME = "gan"
+TINY = {"channels": 8, "d_batch_size": 4, "g_batch_size": 8}
+
+
+def test_registered_with_three_profiles_and_official_defaults():
+    spec = registry.get(NAME)
+    assert set(spec.profile_defaults) == {"smoke", "cpu", "paper"}
+    cfg = spec.make_config("paper")
+    assert (cfg.lr, cfg.beta1, cfg.beta2, cfg.lambda_r1, cfg.ema_beta) == (2e-4, 0.0, 0.99, 10.0, 0.999)
+    assert (cfg.d_batch_size, cfg.g_batch_size, cfg.iterations, cfg.channels) == (64, 128, 200_000, 128)
+
+
+def test_shapes_and_ranges_at_16_32_64():
+    contract_shapes(NAME, TINY)
+
+
+def test_one_step_changes_parameters_and_keeps_losses_finite():
+    history = contract_training_step(NAME, TINY, ("g", "d", "g_ema"))
+    assert {"loss_d", "loss_g", "loss_r1"} <= set(history)
+
+
+def test_iteration_zero_updates_discriminator_only():
+    model = build(NAME, {**TINY, "iterations": 1})
+    g0, d0 = flat_params(model, "g"), flat_params(model, "d")
+    model.fit(*tiny_data(), FitConfig())
+    assert torch.equal(g0, flat_params(model, "g"))
+    assert not torch.equal(d0, flat_params(model, "d"))
+
+
+def test_sampling_uses_the_ema_generator():
+    model = build(NAME, {**TINY, "iterations": 3})
+    model.fit(*tiny_data(), FitConfig())
+    before = model.sample(4, seed=0)
+    with torch.no_grad():
+        for p in model.nets["g"].parameters():
+            p.add_(1.0)
+    assert torch.equal(before, model.sample(4, seed=0))
+    with torch.no_grad():
+        for p in model.nets["g_ema"].parameters():
+            p.mul_(0.5)
+    assert not torch.equal(before, model.sample(4, seed=0))
+
+
+def test_r1_weight_enters_the_discriminator_loss():
+    images, is_outlier = tiny_data()
+    a, b = build(NAME, {**TINY, "iterations": 1}), build(NAME, {**TINY, "iterations": 1, "lambda_r1": 0.0})
+    a.fit(images, is_outlier, FitConfig())
+    b.fit(images, is_outlier, FitConfig())
+    assert not torch.equal(flat_params(a, "d"), flat_params(b, "d"))
+
+
+def test_deterministic_sampling():
+    contract_deterministic_sampling(NAME, TINY)
+
+
+def test_save_load_round_trip(tmp_path):
+    contract_save_load(NAME, TINY, tmp_path)
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
+    contract_resume(NAME, TINY, tmp_path)
+
+
+def test_outlier_labels_do_not_affect_training():
+    contract_outlier_labels_unused(NAME, TINY)
