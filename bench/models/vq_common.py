@@ -1,0 +1,363 @@
+"""Pieces shared by VQ-VAE and RVQ-VAE: the paper's encoder/decoder (§4.2), codebook helpers, and a base class that
+owns the training-loop plumbing (checkpoint/resume, prior training on the latent indices, sampling, save/load).
+
+Architecture (paper §4.2, layer details as in the Sonnet VQ-VAE example the paper ported):
+  encoder  conv 4x4/2 -> 64, ReLU, conv 4x4/2 -> 128, ReLU, conv 3x3/1 -> 128, 2 residual blocks, ReLU
+  pre-quantisation conv 1x1 -> D = 64  (its output is z_enc)
+  decoder  deconv 3x3/1 D -> 128, 2 residual blocks, ReLU, deconv 4x4/2 -> 64, ReLU, deconv 4x4/2 -> 3 (linear)
+  residual block  h + conv1x1(ReLU(conv3x3(ReLU(h))))  (skip carries the pre-activation h; no in-place ReLU)
+The latent grid is size/4.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.models.base import FitConfig, GenerativeModel, to_float, to_uint8
+from bench.models.pixelcnn import GatedPixelCNN, PixelCNNConfig, min_layers_for_grid
+from bench.progress import Progress, null_progress
+
+# Above this many bytes of float32 training data, images are converted to float per batch instead of once.
+_PRECONVERT_LIMIT_BYTES = 1 << 30
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.conv3 = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.conv1 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.conv1(F.relu(self.conv3(F.relu(h))))
+
+
+class Encoder(nn.Module):
+    def __init__(self, code_dim: int = 64, hidden: int = 128, residual_hidden: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, hidden // 2, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden // 2, hidden, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, stride=1, padding=1),
+            ResidualBlock(hidden, residual_hidden),
+            ResidualBlock(hidden, residual_hidden),
+            nn.ReLU(),
+            nn.Conv2d(hidden, code_dim, 1),  # pre-quantisation conv to D
+        )
+        sonnet_init_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def sonnet_init_(module: nn.Module) -> nn.Module:
+    """Sonnet's conv init (truncated normal, std 1/sqrt(fan_in), zero bias), as in the example the paper ported.
+
+    PyTorch's default is about 1.5x smaller per layer; with it the encoder's outputs start far inside the codebook's
+    spread and every latent maps to the same code (collapse from step 0).
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            fan_in = m.weight.shape[1] * m.weight[0, 0].numel()
+            if isinstance(m, nn.ConvTranspose2d):  # weight is in x out x kh x kw; each output sums in * k*k / s^2
+                fan_in = m.weight.shape[0] * m.weight[0, 0].numel() // (m.stride[0] * m.stride[1])
+            std = 1.0 / math.sqrt(fan_in)
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+class Decoder(nn.Module):
+    def __init__(self, code_dim: int = 64, hidden: int = 128, residual_hidden: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(code_dim, hidden, 3, stride=1, padding=1),
+            ResidualBlock(hidden, residual_hidden),
+            ResidualBlock(hidden, residual_hidden),
+            nn.ReLU(),
+            nn.ConvTranspose2d(hidden, hidden // 2, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(hidden // 2, 3, 4, stride=2, padding=1),
+        )
+        sonnet_init_(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+def init_codebook(size: int, dim: int) -> nn.Parameter:
+    """Sonnet's VarianceScaling init: U(+-sqrt(3/D)) (std 1/sqrt(D), about 0.125 at D = 64)."""
+    bound = math.sqrt(3.0 / dim)
+    return nn.Parameter(torch.empty(size, dim).uniform_(-bound, bound))
+
+
+def flatten_latents(z: torch.Tensor) -> torch.Tensor:
+    """B x D x h x w -> (B*h*w) x D, position-major within each image."""
+    return z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+
+
+def unflatten_latents(z_flat: torch.Tensor, batch: int, grid: int) -> torch.Tensor:
+    return z_flat.reshape(batch, grid, grid, -1).permute(0, 3, 1, 2)
+
+
+def squared_distances(z_flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """||z - e||^2 for every row of z_flat (N x D) and code (K x D) -> N x K."""
+    return (z_flat.pow(2).sum(1, keepdim=True) - 2 * z_flat @ codebook.T + codebook.pow(2).sum(1)).clamp_min_(0)
+
+
+def straight_through(z_enc: torch.Tensor, z_vq: torch.Tensor) -> torch.Tensor:
+    """z_enc + sg[z_vq - z_enc]: forward value z_vq, gradient passed to z_enc unchanged."""
+    return z_enc + (z_vq - z_enc).detach()
+
+
+def usage_stats(counts: torch.Tensor) -> dict[str, float]:
+    """Perplexity of the code-usage histogram, and how many codes were never used."""
+    total = counts.sum()
+    if total == 0:
+        return {"perplexity": 0.0, "dead_codes": int(counts.numel())}
+    p = counts.double() / total
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return {"perplexity": float(entropy.exp()), "dead_codes": int((counts == 0).sum())}
+
+
+def reset_dead_codes(codebook: nn.Parameter, counts: torch.Tensor, recent_latents: torch.Tensor, gen: torch.Generator) -> int:
+    """Optional collapse remedy (off in the paper profile): move unused codes onto random recent encoder outputs."""
+    dead = (counts == 0).nonzero().flatten()
+    if dead.numel() == 0 or recent_latents.numel() == 0:
+        return 0
+    pick = torch.randint(recent_latents.shape[0], (dead.numel(),), generator=gen)
+    with torch.no_grad():
+        codebook[dead] = recent_latents[pick]
+    return int(dead.numel())
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """Shuffled index batches; the order depends only on (seed, epoch), so a resumed run replays the same order."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n, generator=gen)
+    return list(perm.split(batch_size))
+
+
+class ImageSource:
+    """Training images as float [-1, 1], converted once up front unless that would take too much memory."""
+
+    def __init__(self, images: torch.Tensor):
+        self.uint8 = images
+        nbytes = images.numel() * 4
+        self.float = to_float(images) if nbytes <= _PRECONVERT_LIMIT_BYTES else None
+
+    def __len__(self) -> int:
+        return self.uint8.shape[0]
+
+    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.float[idx] if self.float is not None else to_float(self.uint8[idx])
+
+    def variance(self) -> float:
+        if self.float is not None:
+            return float(self.float.var())
+        sub = to_float(self.uint8[: min(len(self), 2000)])
+        return float(sub.var())
+
+
+def prior_config_for(cfg: Any, image_size: int, num_codes: int) -> PixelCNNConfig:
+    grid = image_size // 4
+    layers = cfg.prior_layers if cfg.prior_layers > 0 else min_layers_for_grid(grid)
+    return PixelCNNConfig(num_codes=num_codes, dim=cfg.prior_dim, layers=layers, head_hidden=cfg.prior_head_hidden)
+
+
+class VQModelBase(GenerativeModel):
+    """Shared fit/sample/save logic. Subclasses define the quantiser, one training epoch and the prior's indices.
+
+    ``fit`` runs two phases, both checkpointed: the autoencoder (``epochs`` epochs, subclass ``_train_epoch``) and the
+    PixelCNN prior on the latent indices (``prior_epochs``). A checkpoint holds tensors and plain values only.
+    """
+
+    def __init__(self, cfg: Any, image_size: int):
+        super().__init__(cfg, image_size)
+        if image_size % 4:
+            raise ValueError(f"image size must be a multiple of 4, got {image_size}")
+        self.grid = image_size // 4
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self._build()
+
+    # -- subclass hooks --
+    @abc.abstractmethod
+    def _build_quantiser(self) -> None: ...
+
+    @abc.abstractmethod
+    def _generation_codebook(self) -> torch.Tensor:
+        """Codebook (K x D) that the prior's indices refer to."""
+
+    @abc.abstractmethod
+    def _prior_indices(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent index grid (B x h x w) of float images, as the prior is trained on."""
+
+    @abc.abstractmethod
+    def _train_epoch(self, data: ImageSource, epoch: int, seed: int, labels: torch.Tensor) -> dict[str, Any]: ...
+
+    def _extra_train_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_train_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def _final_history(self, history: dict[str, Any], labels: torch.Tensor) -> None:
+        pass
+
+    # -- construction --
+    def _build(self) -> None:
+        c = self.cfg
+        self.encoder = Encoder(c.code_dim, c.hidden, c.residual_hidden)
+        self.decoder = Decoder(c.code_dim, c.hidden, c.residual_hidden)
+        self._build_quantiser()
+        self.prior = GatedPixelCNN(prior_config_for(c, self.image_size, self._generation_codebook().shape[0]))
+        self.data_variance = 1.0
+
+    def autoencoder_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self._modules_for_state().values() if isinstance(m, nn.Module) for p in m.parameters()] + [
+            p for p in self._codebooks().values()
+        ]
+
+    def _codebooks(self) -> dict[str, nn.Parameter]:
+        return {}
+
+    def _modules_for_state(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    # -- training --
+    def fit(
+        self,
+        train_images: torch.Tensor,
+        train_is_outlier: torch.Tensor,
+        cfg: FitConfig,
+        progress: Progress = null_progress,
+    ) -> dict[str, Any]:
+        ckpt = cfg.checkpoint
+        state = ckpt.load() if ckpt is not None else None
+        labels = train_is_outlier.bool()  # reporting only: never used by training
+        data = ImageSource(train_images)
+        if state is None:
+            with torch.random.fork_rng():
+                torch.manual_seed(cfg.seed)
+                self._build()
+            self.data_variance = data.variance()
+            self._opt = torch.optim.Adam(self.autoencoder_parameters(), lr=self.cfg.lr)
+            history: dict[str, Any] = {"epochs": [], "prior_epochs": []}
+            start_epoch, prior_start = 0, 0
+        else:
+            self.load_state_dict(state["model"])
+            self._opt = torch.optim.Adam(self.autoencoder_parameters(), lr=self.cfg.lr)
+            self._opt.load_state_dict(state["opt"])
+            self._load_extra_train_state(state.get("extra", {}))
+            history = state["history"]
+            start_epoch, prior_start = int(state["epoch"]), int(state["prior_epoch"])
+        prior_opt = torch.optim.Adam(self.prior.parameters(), lr=self.cfg.prior_lr)
+        if state is not None and "prior_opt" in state:
+            prior_opt.load_state_dict(state["prior_opt"])
+
+        def save(epoch: int, prior_epoch: int) -> None:
+            if ckpt is None or not ckpt.due():
+                return
+            blob = {
+                "model": self.state_dict(),
+                "opt": self._opt.state_dict(),
+                "extra": self._extra_train_state(),
+                "history": history,
+                "epoch": epoch,
+                "prior_epoch": prior_epoch,
+            }
+            if prior_epoch > 0:
+                blob["prior_opt"] = prior_opt.state_dict()
+            ckpt.save(blob)
+
+        with progress(total=self.cfg.epochs, desc=f"{self.name} train") as bar:
+            bar.update(start_epoch)
+            for epoch in range(start_epoch, self.cfg.epochs):
+                t0 = time.perf_counter()
+                self.encoder.train()
+                self.decoder.train()
+                row = self._train_epoch(data, epoch, cfg.seed, labels)
+                row["epoch"] = epoch + 1
+                row["img_per_s"] = len(data) / (time.perf_counter() - t0)
+                history["epochs"].append(row)
+                save(epoch + 1, 0)
+                bar.set_postfix(loss=f"{row['loss']:.4g}")
+                bar.update(1)
+
+        self.encoder.eval()
+        self.decoder.eval()
+        indices = self.latent_indices(train_images)
+        with progress(total=self.cfg.prior_epochs, desc=f"{self.name} prior") as bar:
+            bar.update(prior_start)
+            for pe in range(prior_start, self.cfg.prior_epochs):
+                self.prior.train()
+                total, count = torch.zeros(()), 0
+                for b in epoch_batches(len(indices), self.cfg.prior_batch_size, cfg.seed + 7, pe):
+                    loss = self.prior.loss(indices[b])
+                    prior_opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    prior_opt.step()
+                    total += loss.detach() * len(b)
+                    count += len(b)
+                history["prior_epochs"].append({"epoch": pe + 1, "nll": float(total / max(count, 1))})
+                save(self.cfg.epochs, pe + 1)
+                bar.update(1)
+        self.prior.eval()
+        if history["epochs"]:
+            last = history["epochs"][-1]
+            history["final_loss"] = last["loss"]
+            history["train_img_per_s"] = sum(r["img_per_s"] for r in history["epochs"]) / len(history["epochs"])
+        if history["prior_epochs"]:
+            history["prior_nll"] = history["prior_epochs"][-1]["nll"]
+        self._final_history(history, labels)
+        return history
+
+    @torch.inference_mode()
+    def latent_indices(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """The prior's training targets for uint8 images: N x h x w long."""
+        self.encoder.eval()
+        out = [self._prior_indices(to_float(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, self.grid, self.grid, dtype=torch.long)
+
+    @torch.inference_mode()
+    def decode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        """Index grid B x h x w -> uint8 images via the generation codebook and the decoder."""
+        self.decoder.eval()
+        z = self._generation_codebook()[idx].permute(0, 3, 1, 2)
+        return to_uint8(self.decoder(z))
+
+    @torch.inference_mode()
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        self.prior.eval()
+        gen = torch.Generator().manual_seed(seed)
+        out = []
+        for start in range(0, n, self.cfg.sample_batch_size):
+            m = min(self.cfg.sample_batch_size, n - start)
+            out.append(self.decode_indices(self.prior.sample(m, self.grid, gen)))
+        return torch.cat(out) if out else torch.zeros(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+
+    # -- persistence --
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {f"{k}.{n}": t.detach().clone() for k, m in self._modules_for_state().items() for n, t in m.state_dict().items()}
+        state.update({f"codebook.{k}": p.detach().clone() for k, p in self._codebooks().items()})
+        state.update({f"prior.{n}": t.detach().clone() for n, t in self.prior.state_dict().items()})
+        state["data_variance"] = float(self.data_variance)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, module in {**self._modules_for_state(), "prior": self.prior}.items():
+            prefix = f"{key}."
+            module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        with torch.no_grad():
+            for k, p in self._codebooks().items():
+                p.copy_(state[f"codebook.{k}"])
+        self.data_variance = float(state.get("data_variance", 1.0))
