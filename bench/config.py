@@ -111,7 +111,7 @@ def _smoke() -> Profile:
             roomcrop=DatasetCounts(120, 60, 40, 60, 300),
         ),
         eval=EvalConfig(
-            max_generated=120, classifier_epochs=3, classifier_batch=32, feature_batch=60, kid_subset_size=50
+            max_generated=120, classifier_epochs=40, classifier_batch=32, feature_batch=60, kid_subset_size=50
         ),
         run=RunConfig(checkpoint_every_s=30.0, grid_samples=36),
     )

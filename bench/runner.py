@@ -82,6 +82,29 @@ def _evaluate(spec: GridSpec, split: Split, samples: torch.Tensor, seed: int) ->
     )
 
 
+def _classifier(spec: GridSpec, split: Split, seed: int):
+    from bench.classifiers.inlier_cnn import load_or_train_classifier
+
+    return load_or_train_classifier(
+        split.clf_train_images, split.clf_train_is_outlier, spec.profile.eval, seed, spec.cache_dir
+    )
+
+
+def inlier_codebook_refusal(spec: GridSpec, split: Split, model: Any, seed: int) -> dict[str, float]:
+    """Does the inlier codebook refuse outliers? Training outliers encoded with C_in only (eq. 8) and decoded:
+    the share the held-out classifier still calls outliers, next to the share of the originals it calls so."""
+    from bench.classifiers.inlier_cnn import is_outlier_prediction, predict_outlier_prob
+
+    outliers = split.train_images[split.train_is_outlier]
+    if not hasattr(model, "reconstruct_inlier_only") or len(outliers) == 0:
+        return {}
+    clf = _classifier(spec, split, seed)
+    with torch.inference_mode():
+        recon = model.reconstruct_inlier_only(outliers)
+    called = lambda imgs: 100.0 * float(is_outlier_prediction(predict_outlier_prob(clf, imgs)).float().mean())
+    return {"outlier_recon_called_outlier_pct": called(recon), "outlier_orig_called_outlier_pct": called(outliers)}
+
+
 def run_cell(spec: GridSpec, cell: Cell, progress: Progress = null_progress) -> dict[str, Any]:
     """Run one cell to completion (or return its stored row when already finished)."""
     folder = cell.folder(spec.out)
@@ -116,6 +139,7 @@ def run_cell(spec: GridSpec, cell: Cell, progress: Progress = null_progress) -> 
 
     t0 = time.perf_counter()
     metrics = _evaluate(spec, split, samples, cell.seed)
+    metrics.update(inlier_codebook_refusal(spec, split, model, cell.seed))
     eval_s = time.perf_counter() - t0
 
     images_seen = history.get("images_seen", split.train_images.shape[0])
@@ -141,14 +165,51 @@ def run_cell(spec: GridSpec, cell: Cell, progress: Progress = null_progress) -> 
     return row
 
 
+def f1_path(out: Path, dataset: str, seed: int) -> Path:
+    return out / "f1" / f"{dataset}_s{seed}.csv"
+
+
+def write_f1_table(spec: GridSpec, split: Split, seed: int) -> None:
+    """Table 5 for this dataset and seed (held-out sets are the same for every ratio, so once per pair)."""
+    import pandas as pd
+
+    from bench import evaluator
+
+    path = f1_path(spec.out, split.dataset, seed)
+    if path.exists():
+        return
+    rows = evaluator.classifier_f1_table(
+        clf_train_images=split.clf_train_images, clf_train_is_outlier=split.clf_train_is_outlier,
+        clf_test_inliers=split.clf_test_inliers, clf_test_outliers=split.clf_test_outliers,
+        cfg=spec.profile.eval, seed=seed, cache_dir=spec.cache_dir,
+    )  # fmt: skip
+    frame = pd.DataFrame(rows).assign(dataset=split.dataset, seed=seed, profile=spec.profile.name)
+    atomic.write_text(path, frame.to_csv(index=False))
+
+
+def warm_caches(spec: GridSpec, split: Split, seed: int) -> None:
+    """Train the classifier and compute reference features here, so parallel workers only read them."""
+    from bench.classifiers import features
+
+    clf = _classifier(spec, split, seed)
+    features.reference_features(features.classifier_space(clf, spec.profile.eval), split.reference_images, spec.cache_dir)
+    inception = features.inception_space(spec.profile.eval)
+    if inception is not None:
+        features.reference_features(inception, split.reference_images, spec.cache_dir)
+
+
 def prepare(spec: GridSpec, cells: list[Cell]) -> None:
-    """Build every split (and the evaluator's per-dataset caches) once, before any worker starts."""
-    seen = set()
+    """Build every split, the classifier, reference features and Table 5 once, before any worker starts."""
+    seen, heldout = set(), set()
     for c in cells:
         if (c.dataset, c.ratio, c.seed) in seen or store.done_row(c.folder(spec.out)) is not None:
             continue
         seen.add((c.dataset, c.ratio, c.seed))
-        split_for(spec, c.dataset, c.ratio, c.seed)
+        split = split_for(spec, c.dataset, c.ratio, c.seed)
+        if (c.dataset, c.seed) not in heldout:
+            heldout.add((c.dataset, c.seed))
+            warm_caches(spec, split, c.seed)
+            write_f1_table(spec, split, c.seed)
 
 
 def run_grid(
