@@ -130,15 +130,20 @@ def data_build(dataset, data_root, ratio, seed, out, as_json, profile, config_fi
 @click.option("--backend", default="loky", show_default=True, type=click.Choice(["loky", "dask"]))
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
 @click.option("--dry-run", is_flag=True, help="list the cells and exit")
+@click.option("--inception-weights", default=None, help="local InceptionV3 weights file for FID (never downloaded)")
 @profile_options
 def run(models_, datasets, ratios, seeds, data_root_facemask, data_root_roomcrop, out, jobs, backend, scheduler,
-        dry_run, profile, config_file, sets) -> None:  # fmt: skip
+        dry_run, inception_weights, profile, config_file, sets) -> None:  # fmt: skip
     """Run the grid of models x datasets x ratios x seeds; one row per cell in OUT/runs.csv."""
     from bench import registry, runner, store
     from bench.datasets import resolve_datasets
     from bench.progress import tqdm_progress
 
     prof = load_profile(profile, config_file, sets)
+    if inception_weights is not None:
+        if not Path(inception_weights).is_file():
+            raise BenchError(f"--inception-weights {inception_weights}: file not found")
+        prof.eval.inception_weights = inception_weights
     names = registry.resolve(models_)
     for name, overrides in prof.models.items():
         registry.get(name).make_config(prof.name, overrides)  # reject unknown model settings up front
@@ -180,6 +185,20 @@ def summary_table(out: Path, cells) -> str:
                 table.columns = [f"{c:g}%" for c in table.columns]
                 lines += [f"\n{ds}: {metric} (mean over seeds)", table.round(2).to_string()]
     return "\n".join(lines).lstrip("\n")
+
+
+@cli.command("eval")
+@click.option("--cell", "cell_dir", required=True, type=click.Path(file_okay=False), help="a finished cell folder")
+@click.option("--inception-weights", default=None, help="local InceptionV3 weights file (never downloaded)")
+def eval_(cell_dir, inception_weights) -> None:
+    """Re-evaluate a finished cell's stored samples without retraining; updates its row in runs.csv."""
+    from bench import runner
+
+    if inception_weights is not None and not Path(inception_weights).is_file():
+        raise BenchError(f"--inception-weights {inception_weights}: file not found")
+    row = runner.reevaluate_cell(Path(cell_dir), inception_weights)
+    click.echo(json.dumps({k: row.get(k) for k in ("dataset", "model", "ratio", "seed", "pct_inliers", "fid",
+                                                   "fid_kind", "fd_classifier", "kid")}))  # fmt: skip
 
 
 @cli.command()

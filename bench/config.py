@@ -213,6 +213,17 @@ def load_profile(
     return copy.deepcopy(profile)
 
 
+def profile_from_dict(d: dict[str, Any]) -> Profile:
+    """Inverse of ``Profile.to_dict`` (used to re-evaluate a stored cell with the settings it ran with)."""
+    data = dict(d["data"])
+    for ds in ("facemask", "roomcrop"):
+        data[ds] = DatasetCounts(**data[ds])
+    return Profile(
+        name=d["name"], data=DataConfig(**data), eval=EvalConfig(**d["eval"]), run=RunConfig(**d["run"]),
+        models=dict(d.get("models", {})),
+    )  # fmt: skip
+
+
 def validate(p: Profile) -> None:
     d = p.data
     if d.size < 8 or d.size % 4:

@@ -165,6 +165,40 @@ def run_cell(spec: GridSpec, cell: Cell, progress: Progress = null_progress) -> 
     return row
 
 
+def reevaluate_cell(folder: Path, inception_weights: str | None = None) -> dict[str, Any]:
+    """Recompute a finished cell's metrics from its stored samples (no retraining); returns the new row."""
+    import json
+
+    from bench.config import profile_from_dict
+    from bench.errors import BenchError
+    from bench.models.base import GenerativeModel
+
+    folder = Path(folder)
+    row = store.done_row(folder)
+    if row is None or not (folder / "samples.npz").exists():
+        raise BenchError(f"{folder} is not a finished cell (needs done.json and samples.npz; run 'bench run' first)")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    profile = profile_from_dict(config["profile"])
+    if inception_weights is not None:
+        profile.eval.inception_weights = inception_weights
+    cell = Cell(**config["cell"])
+    out = folder.parents[4]
+    spec = GridSpec(profile, out, {cell.dataset: config.get("data_root")})
+    split = split_for(spec, cell.dataset, cell.ratio, cell.seed)
+    with np.load(folder / "samples.npz") as z:
+        samples = torch.from_numpy(z["samples"])
+    t0 = time.perf_counter()
+    metrics = _evaluate(spec, split, samples, cell.seed)
+    if (folder / "model.pt").exists():
+        metrics.update(inlier_codebook_refusal(spec, split, GenerativeModel.load(folder / "model.pt"), cell.seed))
+    row = {**row, **{k: metrics.get(k) for k in store.COLUMNS if k in metrics}, "eval_s": round(time.perf_counter() - t0, 2)}
+    old = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    atomic.write_json(folder / "metrics.json", {**old, "metrics": metrics, "row": row})
+    atomic.write_json(folder / "done.json", {"row": row})
+    store.append_row(out, row)
+    return row
+
+
 def f1_path(out: Path, dataset: str, seed: int) -> Path:
     return out / "f1" / f"{dataset}_s{seed}.csv"
 
