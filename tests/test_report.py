@@ -1,0 +1,65 @@
+"""bench report: every table and figure from stored results, paper values alongside, no retraining."""
+
+import pandas as pd
+import pytest
+
+from bench import report, runner
+from bench.config import load_profile
+from tests.test_runner import FAST, _test_model_registered  # noqa: F401  (registers the test double)
+
+
+@pytest.fixture
+def grid(tmp_path):
+    sets = FAST + ["data.roomcrop.inliers=40", "data.roomcrop.classifier_train_per_class=20",
+                   "data.roomcrop.classifier_test_per_class=10", "data.roomcrop.reference=20",
+                   "data.roomcrop.pool_per_half=100"]  # fmt: skip
+    spec = runner.GridSpec(load_profile("smoke", None, sets), tmp_path, {}, 1)
+    cells = runner.expand(["facemask", "roomcrop"], ["test_mean"], [0, 30], [0, 1])
+    runner.run_grid(spec, cells)
+    return tmp_path
+
+
+def test_report_writes_all_tables_and_figures(grid):
+    path = report.write_report(grid)
+    folder = grid / "report"
+    assert path == folder / "report.md"
+    for n in (1, 2, 3, 4, 5):
+        for ext in ("md", "tex", "csv"):
+            assert (folder / f"table{n}.{ext}").stat().st_size > 0
+    assert (folder / "fig4.png").stat().st_size > 1000 and (folder / "fig4.svg").exists()
+    for ds in ("facemask", "roomcrop"):
+        for r in (0, 30):
+            assert (folder / "grids" / f"{ds}_test_mean_r{r}.png").exists()
+    text = path.read_text()
+    assert "NOT FID" in text and "synthetic" in text  # metric kind and data source stated
+    t5 = pd.read_csv(folder / "table5.csv")
+    assert "FaceMask (paper)" in set(t5.iloc[:, 0]) and t5.filter(like="30%").notna().all().all()
+
+
+def test_table_cells_are_mean_and_ci_over_seeds(grid):
+    report.write_report(grid)
+    t1 = pd.read_csv(grid / "report" / "table1.csv")
+    ours = t1[t1.iloc[:, 0] == "test_mean (ours)"].iloc[0]
+    assert "±" in ours["30%"]  # two seeds -> mean ± 95 % half-width
+    df = pd.read_csv(grid / "runs.csv")
+    sel = df[(df.dataset == "facemask") & (df.ratio == 30)].pct_inliers
+    m, hw, n = report.mean_ci(sel)
+    assert n == 2 and ours["30%"] == f"{m:.2f} ± {hw:.2f}"
+
+
+def test_mean_ci_hand_checked():
+    m, hw, n = report.mean_ci([1.0, 2.0, 3.0])
+    assert (m, n) == (2.0, 3) and hw == pytest.approx(4.303 * 1.0 / 3**0.5)
+    assert report.mean_ci([5.0])[1] != report.mean_ci([5.0])[1]  # nan for one seed
+
+
+def test_dask_backend_gives_identical_rows(tmp_path):
+    pytest.importorskip("distributed", reason="optional extra dask[distributed] not installed")
+    prof = load_profile("smoke", None, FAST)
+    cells = runner.expand(["facemask"], ["test_mean"], [0, 30], [0])
+    plain = runner.run_grid(runner.GridSpec(prof, tmp_path / "a", {}, 1), cells)
+    dask = runner.run_grid(runner.GridSpec(prof, tmp_path / "b", {}, 1), cells, backend="dask")
+    timing = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb"}
+    key = lambda r: (r["dataset"], r["ratio"])
+    for a, b in zip(sorted(plain, key=key), sorted(dask, key=key)):
+        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
