@@ -129,8 +129,10 @@ def rvq_loss(
     profiles={
         "smoke": {"epochs": 2, "batch_size": 32, "prior_epochs": 2, "prior_layers": 0, "prior_head_hidden": 64,
                   "prior_dim": 32},
-        "cpu": {"epochs": 8, "batch_size": 32, "prior_epochs": 15, "prior_layers": 0, "prior_head_hidden": 256,
-                "prior_lr": 1e-3, "prior_batch_size": 64},
+        # 32 px, 3-4.3k images, one cell ~3-5 min on 2 cores (sizing in docs/rvqvae-notes.md): 8 AE epochs at batch
+        # 32, a 5-layer (full receptive field at 8x8) dim-32 prior for 10 epochs.
+        "cpu": {"epochs": 8, "batch_size": 32, "prior_epochs": 10, "prior_layers": 0, "prior_dim": 32,
+                "prior_head_hidden": 128, "prior_lr": 1e-3, "prior_batch_size": 64},
         "paper": {},
     },
 )
