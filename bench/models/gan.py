@@ -39,10 +39,11 @@ class GANConfig:
 
 
 # Short runs: an EMA with beta 0.999 would still hold 0.999^iterations of the random init (37% after 1,000
-# iterations), so the cpu/smoke profiles average over a shorter window; 128 channels are ~16x too slow on 2 cores.
+# iterations), so the smoke/cpu profiles average over a shorter window. 128 channels and batches 64/128 cost
+# ~6 s per iteration on 2 shared cores; the cpu profile's sizes and counts are measured in docs/baselines-notes.md.
 GAN_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"iterations": 30, "channels": 32, "d_batch_size": 16, "g_batch_size": 32, "ema_beta": 0.9},
-    "cpu": {"iterations": 1_500, "channels": 64, "d_batch_size": 32, "g_batch_size": 64, "ema_beta": 0.995},
+    "smoke": {"iterations": 30, "channels": 16, "d_batch_size": 16, "g_batch_size": 32, "ema_beta": 0.9},
+    "cpu": {"iterations": 400, "channels": 32, "d_batch_size": 16, "g_batch_size": 32, "ema_beta": 0.99},
     "paper": {},
 }
 

@@ -1,0 +1,91 @@
+"""Training throughput of the three GAN baselines at 32 px, side by side (short runs on random images).
+
+    python benchmarks/bench_gans.py                    # cpu profile, 2 threads, ~1-2 min
+    python benchmarks/bench_gans.py --iters 40 --profile paper
+
+For each model: iterations/s, real images/s (real batch x it/s; Robust OT's real batch is its only batch, the
+NR-GAN models also push a 2x larger generator batch), time to sample 3,000 images (projected from --samples), and the
+projected time of one harness cell = the profile's iterations / (it/s) + sampling. Warm-up iterations are
+excluded from the timing. Numbers depend heavily on what else runs on the machine: print them with the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+from bench import registry
+from bench.models import gan_common as gc
+
+MODELS = ("gan", "sdnrgan3", "robustot")
+CELL_SAMPLES = 3000  # images a cpu-profile cell generates
+
+
+def real_batch_size(cfg) -> int:
+    return getattr(cfg, "d_batch_size", None) or cfg.batch_size
+
+
+def measure(
+    name: str, profile: str, size: int, iters: int, warmup: int, n_images: int, n_samples: int, overrides: dict
+) -> dict:
+    model = registry.get(name).build(profile, size, overrides.get(name, {}))
+    images = torch.randint(0, 256, (n_images, 3, size, size), dtype=torch.uint8)
+    rng = torch.Generator().manual_seed(0)
+    data = gc.RealBatches(images, rng, clamp=model.clamp_real)
+    model.nets.train()
+    model.optimizers = model.build_optimizers()
+    for it in range(warmup):
+        model.train_step(it, data, rng)
+    t0 = time.perf_counter()
+    for it in range(warmup, warmup + iters):
+        model.train_step(it, data, rng)
+    it_s = iters / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    model.sample(n_samples, seed=0)
+    sample_s = time.perf_counter() - t0
+    total = model.num_iterations(n_images)
+    sample_3000_s = sample_s * CELL_SAMPLES / n_samples
+    return {
+        "model": name,
+        "it/s": it_s,
+        "real img/s": it_s * real_batch_size(model.cfg),
+        "iterations": total,
+        "train (min)": total / it_s / 60,
+        "sample 3k (s)": sample_3000_s,
+        "cell (min)": (total / it_s + sample_3000_s) / 60,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--iters", type=int, default=15, help="timed iterations per model")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2, help="use 1 when other jobs share the cores (see notes)")
+    p.add_argument("--images", type=int, default=3000, help="training-set size (sets epoch-based iteration counts)")
+    p.add_argument("--samples", type=int, default=500, help="timed samples, projected to 3,000")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--set", default="{}", help='per-model overrides as JSON, e.g. {"gan": {"channels": 32}}')
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = json.loads(args.set)
+    rows = [
+        measure(m, args.profile, args.size, args.iters, args.warmup, args.images, args.samples, overrides)
+        for m in args.models.split(",")
+    ]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"profile={args.profile} size={args.size} threads={args.threads} timed iterations={args.iters} "
+          f"load average (1 min) at end={load:.1f} on {os.cpu_count()} cores")
+    keys = list(rows[0])
+    print("  ".join(f"{k:>18}" for k in keys))
+    for r in rows:
+        print("  ".join(f"{r[k]:>18.3g}" if isinstance(r[k], float) else f"{r[k]:>18}" for k in keys))
+
+
+if __name__ == "__main__":
+    main()
