@@ -1,6 +1,6 @@
 """Training throughput of the three GAN baselines at 32 px, side by side (short runs on random images).
 
-    python benchmarks/bench_gans.py                    # cpu profile, 2 threads, ~1-2 min
+    python benchmarks/bench_gans.py                    # cpu profile, 1 thread, ~1 min
     python benchmarks/bench_gans.py --iters 40 --profile paper
 
 For each model: iterations/s, real images/s (real batch x it/s; Robust OT's real batch is its only batch, the
@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--iters", type=int, default=15, help="timed iterations per model")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2, help="use 1 when other jobs share the cores (see notes)")
+    p.add_argument("--threads", type=int, default=1, help="1 by default: on shared cores 2 OpenMP threads ran 5-8x slower")
     p.add_argument("--images", type=int, default=3000, help="training-set size (sets epoch-based iteration counts)")
     p.add_argument("--samples", type=int, default=500, help="timed samples, projected to 3,000")
     p.add_argument("--models", default=",".join(MODELS))

@@ -64,11 +64,11 @@ class RobustOTConfig:
     sample_batch: int = 250
 
 
-# cpu: W's warm-up is cut with the run (300 of 400 iterations would leave W almost untrained).
+# cpu: W's warm-up is cut with the run (300 of 320 iterations would leave W almost untrained).
 ROBUSTOT_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"iterations": 30, "g_channels": 16, "d_channels": 16, "w_channels": 16, "batch_size": 16,
               "weight_warmup": 5},
-    "cpu": {"iterations": 400, "g_channels": 32, "d_channels": 32, "w_channels": 32, "batch_size": 32,
+    "cpu": {"iterations": 320, "g_channels": 32, "d_channels": 32, "w_channels": 32, "batch_size": 32,
             "weight_warmup": 100},
     "paper": {},
 }
