@@ -142,6 +142,8 @@ def run_cell(spec: GridSpec, cell: Cell, progress: Progress = null_progress) -> 
     metrics.update(inlier_codebook_refusal(spec, split, model, cell.seed))
     eval_s = time.perf_counter() - t0
 
+    # Training images processed by the model's main training (epochs x N, or iterations x real batch), over the
+    # whole fit time (prior included).
     images_seen = history.get("images_seen", split.train_images.shape[0])
     row = {
         **dataclasses.asdict(cell),

@@ -204,6 +204,7 @@ class RealBatches:
         self.images, self.rng, self.device, self.clamp = images, rng, device, clamp
         self.order = torch.randperm(len(images), generator=rng)
         self.pos = 0
+        self.drawn = 0  # real images handed out so far (the runner's img/s)
 
     def indices(self, batch_size: int) -> torch.Tensor:
         batch_size = min(batch_size, len(self.images))
@@ -211,6 +212,7 @@ class RealBatches:
             self.order, self.pos = torch.randperm(len(self.images), generator=self.rng), 0
         idx = self.order[self.pos : self.pos + batch_size]
         self.pos += batch_size
+        self.drawn += batch_size
         return idx
 
     def next(self, batch_size: int) -> torch.Tensor:
@@ -219,10 +221,10 @@ class RealBatches:
         return (x.clamp_(-1.0, 1.0) if self.clamp else x).to(self.device)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"order": self.order, "pos": self.pos}
+        return {"order": self.order, "pos": self.pos, "drawn": self.drawn}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.order, self.pos = state["order"], int(state["pos"])
+        self.order, self.pos, self.drawn = state["order"], int(state["pos"]), int(state.get("drawn", 0))
 
 
 class LossLog:
@@ -362,6 +364,7 @@ class AdversarialModel(GenerativeModel):
         train_s = elapsed + time.monotonic() - t0
         history: dict[str, Any] = {
             "iterations": total,
+            "images_seen": data.drawn,
             "resumed_from": start,
             "train_seconds": train_s,
             "it_per_s": (total - start) / max(time.monotonic() - t0, 1e-9),

@@ -316,6 +316,7 @@ class VQModelBase(GenerativeModel):
             last = history["epochs"][-1]
             history["final_loss"] = last["loss"]
             history["train_img_per_s"] = sum(r["img_per_s"] for r in history["epochs"]) / len(history["epochs"])
+            history["images_seen"] = len(history["epochs"]) * len(data)
         if history["prior_epochs"]:
             history["prior_nll"] = history["prior_epochs"][-1]["nll"]
         self._final_history(history, labels)
