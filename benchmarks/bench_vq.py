@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--images", type=int, default=640)
-    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--samples", type=int, default=500, help="sampling batch (the models sample in batches of 500)")
     ap.add_argument("--batches", default="10,32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
