@@ -28,6 +28,18 @@ from bench.progress import Progress, null_progress
 _PRECONVERT_LIMIT_BYTES = 1 << 30
 
 
+# Per-profile settings shared by VQ-VAE and RVQ-VAE (the config dataclasses' defaults are the paper's values).
+VQ_PROFILES = {
+    "smoke": {"epochs": 2, "batch_size": 32, "prior_epochs": 2, "prior_layers": 0, "prior_head_hidden": 64,
+              "prior_dim": 32},
+    # 32 px, 3-4.3k images: 8 AE epochs at batch 32, a 5-layer (full receptive field at 8x8) dim-32 prior for 10
+    # epochs. Measured: 5-7 min per cell (1 thread, prior and 3,000 samples included; docs/results-standin/).
+    "cpu": {"epochs": 8, "batch_size": 32, "prior_epochs": 10, "prior_layers": 0, "prior_dim": 32,
+            "prior_head_hidden": 128, "prior_lr": 1e-3, "prior_batch_size": 64},
+    "paper": {},
+}
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int, hidden: int):
         super().__init__()

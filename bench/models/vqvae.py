@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.models.vq_common import (
+    VQ_PROFILES,
     ImageSource,
     VQModelBase,
     epoch_batches,
@@ -65,15 +66,7 @@ class VQVAEConfig:
 @register_model(
     "vqvae",
     config=VQVAEConfig,
-    profiles={
-        "smoke": {"epochs": 2, "batch_size": 32, "prior_epochs": 2, "prior_layers": 0, "prior_head_hidden": 64,
-                  "prior_dim": 32},
-        # 32 px, 3-4.3k images, one cell ~3-5 min on 2 cores (sizing in docs/rvqvae-notes.md): 8 AE epochs at batch
-        # 32, a 5-layer (full receptive field at 8x8) dim-32 prior for 10 epochs.
-        "cpu": {"epochs": 8, "batch_size": 32, "prior_epochs": 10, "prior_layers": 0, "prior_dim": 32,
-                "prior_head_hidden": 128, "prior_lr": 1e-3, "prior_batch_size": 64},
-        "paper": {},
-    },
+    profiles=VQ_PROFILES,
 )
 class VQVAE(VQModelBase):
     """VQ-VAE with a gated PixelCNN prior (the paper's non-robust baseline)."""
