@@ -1,0 +1,27 @@
+"""The smoke grid of every registered model on the synthetic default, then the report (issue 7's CI check)."""
+
+import pandas as pd
+import pytest
+
+from bench import registry
+from bench.cli import main
+
+
+@pytest.mark.slow
+def test_smoke_grid_all_models_then_report(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(["run", "--profile", "smoke", "--models", "all", "--ratios", "0,30", "--datasets", "facemask,roomcrop",
+                 "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "pct_inliers" in printed
+    df = pd.read_csv(out / "runs.csv")
+    models = registry.names()
+    assert len(df) == len(models) * 2 * 2
+    assert df.groupby(["dataset", "model", "ratio"]).size().eq(1).all()
+    assert df.pct_inliers.between(0, 100).all() and df.fd_classifier.notna().all()
+    assert set(df.fid_kind) <= {"none", "inception"}
+    assert main(["report", "--out", str(out)]) == 0
+    rep = out / "report"
+    for name in ["report.md", "fig4.png", "fig4.svg"] + [f"table{i}.{e}" for i in range(1, 6) for e in ("md", "tex", "csv")]:
+        assert (rep / name).exists(), name
+    assert len(list((rep / "grids").glob("*.png"))) == len(df)
