@@ -63,3 +63,17 @@ def test_dask_backend_gives_identical_rows(tmp_path):
     key = lambda r: (r["dataset"], r["ratio"])
     for a, b in zip(sorted(plain, key=key), sorted(dask, key=key)):
         assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+
+
+@pytest.mark.slow
+def test_parallel_loky_cells_match_sequential(tmp_path):
+    """--jobs 2 (loky processes, one thread each) gives the same rows as one job, minus timings."""
+    prof = load_profile("smoke", None, FAST)
+    cells = runner.expand(["facemask"], ["vqvae"], [0, 30], [0])
+    seq = runner.run_grid(runner.GridSpec(prof, tmp_path / "a", {}, 1), cells)
+    par = runner.run_grid(runner.GridSpec(prof, tmp_path / "b", {}, 2), cells)
+    timing = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb"}
+    key = lambda r: (r["dataset"], r["ratio"])
+    assert len(par) == 2
+    for a, b in zip(sorted(seq, key=key), sorted(par, key=key)):
+        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
