@@ -100,12 +100,11 @@ def build_split(
     path = cache_dir / "splits" / f"{dataset}_r{ratio:g}_s{seed}_{data.size}px_{key[:16]}.npz"
     if path.exists():
         return load_npz(path)
-    flag = f"--data-root-{dataset}" if root is not None else "the synthetic default"
     fix = (
         f"source {source} is too small for this profile: use more images, a smaller profile "
         f"(--profile smoke) or lower counts (e.g. --set data.{dataset}.inliers=N)"
         if root is not None
-        else f"raise the synthetic pool via {flag}"
+        else "the synthetic pools hold 4x the inliers needed: use an outlier ratio below 75 %"
     )
     arrays, meta = assemble(
         dataset, inl, outl, counts, ratio=ratio, seed=seed, size=data.size, fix_hint=fix

@@ -78,3 +78,8 @@ def test_smoke_profile_builds_both_datasets(tmp_path):
         s = build_split(ds, p.data, 30, 0, tmp_path)
         assert s.n_outliers == n_outliers_for(30, s.n_inliers)
         assert np.isclose(s.n_outliers / (s.n_inliers + s.n_outliers), 0.3, atol=1 / (s.n_inliers + s.n_outliers))
+
+
+def test_synthetic_pool_limit_is_a_clear_error(tmp_path):
+    with pytest.raises(BenchError, match="ratio below 75 %"):
+        build_split("facemask", small_data(), 90, 0, tmp_path)
