@@ -42,7 +42,7 @@ def diversity_ratio(noise: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
     return (dn / (dz + 1e-12)).mean()
 
 
-# Gn makes an iteration ~45 % dearer than the plain GAN's; the cpu profile trims iterations to keep the cell time
+# Gn makes an iteration ~55 % dearer than the plain GAN's; the cpu profile trims iterations to keep the cell time
 # (otherwise as gan's cpu profile: 32 ch, batches 16/32, EMA 0.995, residual factor 1.0).
 SDNRGAN3_PROFILES: dict[str, dict[str, Any]] = {k: dict(v) for k, v in GAN_PROFILES.items()}
 SDNRGAN3_PROFILES["cpu"]["iterations"] = 750
