@@ -31,7 +31,10 @@ class ModelSpec:
             raise BenchError(
                 f"unknown setting models.{self.name}.{unknown[0]}: {self.name} has {', '.join(sorted(known))}"
             )
-        return self.config_cls(**values)
+        try:
+            return self.config_cls(**values)
+        except (ValueError, TypeError) as e:  # a config's own validation, e.g. an unknown loss variant
+            raise BenchError(f"bad setting for models.{self.name}: {e}") from None
 
     def build(self, profile: str, image_size: int, overrides: dict[str, Any] | None = None) -> Any:
         return self.cls(self.make_config(profile, overrides), image_size)

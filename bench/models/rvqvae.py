@@ -34,6 +34,7 @@ from bench.detectors import flag_metrics, roc_auc, top_fraction
 from bench.models.base import to_float
 from bench.models.vq_common import (
     VQ_PROFILES,
+    VQCommonConfig,
     ImageSource,
     VQModelBase,
     epoch_batches,
@@ -51,28 +52,14 @@ LOSSES = ("paper", "stable")
 
 
 @dataclass
-class RVQVAEConfig:
-    """Defaults are the paper's (§4.2); prior settings follow the gated-PixelCNN reference (spec G)."""
+class RVQVAEConfig(VQCommonConfig):
+    """RVQ-VAE (paper §4.2): K_in = 512, K_out = 256, eta = 20 %, plus the shared settings."""
 
-    epochs: int = 400
-    batch_size: int = 10
-    lr: float = 3e-4
     inlier_codebook_size: int = 512
     outlier_codebook_size: int = 256
-    code_dim: int = 64
-    hidden: int = 128
-    residual_hidden: int = 32
     eta: float = 0.2
-    beta: float = 0.25
     selection: str = "batch"  # "batch" (Algorithm 1) | "global" (§3.2.1)
     loss: str = "stable"  # "paper" (eq. 7 literally) | "stable" (squared d_W terms); see docs/rvqvae-notes.md
-    prior_dim: int = 64
-    prior_layers: int = 15
-    prior_head_hidden: int = 512
-    prior_epochs: int = 100
-    prior_batch_size: int = 128
-    prior_lr: float = 3e-4
-    sample_batch_size: int = 500
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:

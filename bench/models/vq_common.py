@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,6 +27,27 @@ from bench.progress import Progress, null_progress
 
 # Above this many bytes of float32 training data, images are converted to float per batch instead of once.
 _PRECONVERT_LIMIT_BYTES = 1 << 30
+
+
+@dataclass
+class VQCommonConfig:
+    """Settings VQ-VAE and RVQ-VAE share. Defaults are the paper's (§4.2); the prior (not specified by the paper)
+    follows the Sonnet / gated-PixelCNN reference: 15 layers cover a 16x16 grid (64 px); 0 = fewest for the grid."""
+
+    epochs: int = 400
+    batch_size: int = 10
+    lr: float = 3e-4
+    code_dim: int = 64
+    hidden: int = 128
+    residual_hidden: int = 32
+    beta: float = 0.25
+    prior_dim: int = 64
+    prior_layers: int = 15
+    prior_head_hidden: int = 512
+    prior_epochs: int = 100
+    prior_batch_size: int = 128
+    prior_lr: float = 3e-4
+    sample_batch_size: int = 500
 
 
 # Per-profile settings shared by VQ-VAE and RVQ-VAE (the config dataclasses' defaults are the paper's values).

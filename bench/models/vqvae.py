@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from bench.models.vq_common import (
     VQ_PROFILES,
+    VQCommonConfig,
     ImageSource,
     VQModelBase,
     epoch_batches,
@@ -37,26 +38,11 @@ REMEDIES = ("none", "dead_code_reset")
 
 
 @dataclass
-class VQVAEConfig:
-    """Defaults are the paper's (§4.2); prior settings follow the Sonnet/gated-PixelCNN reference (spec G)."""
+class VQVAEConfig(VQCommonConfig):
+    """VQ-VAE: one codebook of K = 512 (paper §4.2) plus the shared settings."""
 
-    epochs: int = 400
-    batch_size: int = 10
-    lr: float = 3e-4
     codebook_size: int = 512
-    code_dim: int = 64
-    hidden: int = 128
-    residual_hidden: int = 32
-    beta: float = 0.25
     codebook_remedy: str = "none"  # "none" | "dead_code_reset"
-    # Gated PixelCNN prior (not specified by the paper): 15 layers cover a 16x16 grid (64 px); 0 = fewest for the grid.
-    prior_dim: int = 64
-    prior_layers: int = 15
-    prior_head_hidden: int = 512
-    prior_epochs: int = 100
-    prior_batch_size: int = 128
-    prior_lr: float = 3e-4
-    sample_batch_size: int = 500
 
     def __post_init__(self) -> None:
         if self.codebook_remedy not in REMEDIES:
