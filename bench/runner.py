@@ -274,7 +274,9 @@ def _dispatch(spec: GridSpec, cells: list[Cell], progress: Progress, backend: st
     if backend == "dask":
         from distributed import Client, as_completed
 
-        client = Client(scheduler) if scheduler else Client(processes=False, n_workers=spec.jobs, threads_per_worker=1)
+        # Without a scheduler: a local cluster of worker *processes*, one thread each (cells seed torch's global
+        # RNG, so two cells must never share a process at the same time).
+        client = Client(scheduler) if scheduler else Client(processes=True, n_workers=spec.jobs, threads_per_worker=1)
         try:
             futures = [client.submit(run_cell, spec, c, null_progress, pure=False) for c in cells]
             for fut in as_completed(futures):

@@ -56,11 +56,12 @@ def test_mean_ci_hand_checked():
 def test_dask_backend_gives_identical_rows(tmp_path):
     pytest.importorskip("distributed", reason="optional extra dask[distributed] not installed")
     prof = load_profile("smoke", None, FAST)
-    cells = runner.expand(["facemask"], ["test_mean"], [0, 30], [0])
+    cells = runner.expand(["facemask"], ["vqvae", "gan"], [0, 30], [0])  # real smoke models
     plain = runner.run_grid(runner.GridSpec(prof, tmp_path / "a", {}, 1), cells)
-    dask = runner.run_grid(runner.GridSpec(prof, tmp_path / "b", {}, 1), cells, backend="dask")
+    dask = runner.run_grid(runner.GridSpec(prof, tmp_path / "b", {}, 2), cells, backend="dask")
     timing = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb"}
-    key = lambda r: (r["dataset"], r["ratio"])
+    key = lambda r: (r["dataset"], r["model"], r["ratio"])
+    assert len(dask) == len(cells)
     for a, b in zip(sorted(plain, key=key), sorted(dask, key=key)):
         assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
 
