@@ -8,10 +8,6 @@ from bench import registry
 from bench.models.base import FitConfig
 from tests.models.test_gan_common import (
     build,
-    contract_deterministic_sampling,
-    contract_outlier_labels_unused,
-    contract_resume,
-    contract_save_load,
     contract_shapes,
     contract_training_step,
     flat_params,
@@ -67,19 +63,3 @@ def test_r1_weight_enters_the_discriminator_loss():
     a.fit(images, is_outlier, FitConfig())
     b.fit(images, is_outlier, FitConfig())
     assert not torch.equal(flat_params(a, "d"), flat_params(b, "d"))
-
-
-def test_deterministic_sampling():
-    contract_deterministic_sampling(NAME, TINY)
-
-
-def test_save_load_round_trip(tmp_path):
-    contract_save_load(NAME, TINY, tmp_path)
-
-
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
-    contract_resume(NAME, TINY, tmp_path)
-
-
-def test_outlier_labels_do_not_affect_training():
-    contract_outlier_labels_unused(NAME, TINY)

@@ -19,10 +19,6 @@ from bench.models.robustot import (
 )
 from tests.models.test_gan_common import (
     build,
-    contract_deterministic_sampling,
-    contract_outlier_labels_unused,
-    contract_resume,
-    contract_save_load,
     contract_shapes,
     contract_training_step,
     flat_params,
@@ -121,19 +117,3 @@ def test_flag_scores_and_report():
     assert history["flag_precision"] == pytest.approx(history["flag_recall"])
     clean = model.fit_report(images, torch.zeros_like(is_outlier))
     assert clean["flag_precision"] is None and clean["flag_recall"] is None
-
-
-def test_deterministic_sampling():
-    contract_deterministic_sampling(NAME, TINY)
-
-
-def test_save_load_round_trip(tmp_path):
-    contract_save_load(NAME, TINY, tmp_path)
-
-
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
-    contract_resume(NAME, TINY, tmp_path)
-
-
-def test_outlier_labels_do_not_affect_training():
-    contract_outlier_labels_unused(NAME, TINY)

@@ -11,10 +11,6 @@ from bench.models.base import FitConfig
 from bench.models.sdnrgan3 import color_inversion, diversity_ratio
 from tests.models.test_gan_common import (
     build,
-    contract_deterministic_sampling,
-    contract_outlier_labels_unused,
-    contract_resume,
-    contract_save_load,
     contract_shapes,
     contract_training_step,
     tiny_data,
@@ -92,19 +88,3 @@ def test_diversity_ratio_hand_case():
     latent = torch.tensor([[0.0], [0.0], [2.0], [1.0]])
     # pair 1: mean|n| = 0.25, mean|z| = 2 -> 0.125; pair 2: (0 + 2)/2 = 1, |z| = 1 -> 1
     assert diversity_ratio(noise, latent).item() == pytest.approx((0.125 + 1.0) / 2)
-
-
-def test_deterministic_sampling():
-    contract_deterministic_sampling(NAME, TINY)
-
-
-def test_save_load_round_trip(tmp_path):
-    contract_save_load(NAME, TINY, tmp_path)
-
-
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
-    contract_resume(NAME, TINY, tmp_path)
-
-
-def test_outlier_labels_do_not_affect_training():
-    contract_outlier_labels_unused(NAME, TINY)
