@@ -64,6 +64,8 @@ class RunConfig:
     threads: int = 0
     checkpoint_every_s: float = 300.0
     grid_samples: int = 100
+    # Where models train and sample: "cpu", "cuda" or "cuda:N". Data, classifier and metrics stay on the CPU.
+    device: str = "cpu"
 
 
 @dataclass
@@ -227,6 +229,7 @@ def profile_from_dict(d: dict[str, Any]) -> Profile:
 
 
 def validate(p: Profile) -> None:
+    validate_device(p.run.device)
     d = p.data
     if d.size < 8 or d.size % 4:
         raise BenchError(f"bad data.size={d.size}: must be a multiple of 4 and at least 8 (e.g. 16, 32, 64)")
@@ -241,3 +244,18 @@ def validate(p: Profile) -> None:
         raise BenchError(f"bad rectangle range [{d.rect_min}, {d.rect_max}]: need 0 < data.rect_min <= data.rect_max")
     if not 1 <= d.rects_min <= d.rects_max:
         raise BenchError(f"bad rectangle count [{d.rects_min}, {d.rects_max}]: need 1 <= rects_min <= rects_max")
+
+
+def validate_device(device: str) -> None:
+    """``run.device`` must name the CPU or a CUDA device that this machine has."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu" and not index:
+        return
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise BenchError(f"bad run.device='{device}': choose 'cpu', 'cuda' or 'cuda:N'")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BenchError(f"run.device='{device}' but torch sees no CUDA device here: use --set run.device=cpu")
+    if index and int(index) >= torch.cuda.device_count():
+        raise BenchError(f"run.device='{device}' but only {torch.cuda.device_count()} CUDA device(s) exist")

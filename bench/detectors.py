@@ -68,7 +68,7 @@ def top_fraction(scores: torch.Tensor, eta: float) -> torch.Tensor:
     """Boolean mask of the ceil(eta * N) highest scores (ties broken by index, lowest first)."""
     n = scores.numel()
     k = min(n, math.ceil(eta * n - 1e-9))
-    mask = torch.zeros(n, dtype=torch.bool)
+    mask = torch.zeros(n, dtype=torch.bool, device=scores.device)
     if k > 0:
         mask[torch.topk(scores.detach().double().flatten(), k, sorted=False).indices] = True
     return mask

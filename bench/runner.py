@@ -45,11 +45,15 @@ def expand(datasets: Iterable[str], models: Iterable[str], ratios: Iterable[floa
 
 
 def git_commit() -> str:
+    """Short commit of the code that ran, with "+dirty" when tracked files differ from it ("" outside git)."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5, check=True).stdout
+
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
+        commit = git("rev-parse", "--short=12", "HEAD").strip()
+        return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no").strip() else "")
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -124,7 +128,7 @@ def run_cell(spec: GridSpec, cell: Cell, progress: Progress = null_progress) -> 
     checkpoint = Checkpointer(folder / "checkpoint.pt", profile.run.checkpoint_every_s)
     torch.manual_seed(cell.seed)
     t0 = time.perf_counter()
-    history = model.fit(split.train_images, split.train_is_outlier, FitConfig(seed=cell.seed, checkpoint=checkpoint), progress)
+    history = model.fit(split.train_images, split.train_is_outlier, FitConfig(seed=cell.seed, checkpoint=checkpoint, device=profile.run.device), progress)
     train_s = time.perf_counter() - t0
     model.save(folder / "model.pt")
 

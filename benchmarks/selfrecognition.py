@@ -65,6 +65,7 @@ def main() -> None:
     text = report(args.out)
     print(text)
     if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text + "\n")
 
 

@@ -58,3 +58,19 @@ def test_bad_profile_and_config_file(tmp_path):
     bad.write_text("[data\n")
     with pytest.raises(BenchError, match="not valid TOML"):
         load_profile("smoke", bad)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu:0", "tpu"])
+def test_bad_device_is_one_clear_error(device):
+    with pytest.raises(BenchError, match="bad run.device"):
+        load_profile("smoke", sets=[f"run.device={device}"])
+
+
+def test_cuda_device_without_cuda_says_how_to_fix():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the refusal cannot happen here")
+    with pytest.raises(BenchError, match="run.device=cpu"):
+        load_profile("smoke", sets=["run.device=cuda"])
+    assert load_profile("smoke", sets=["run.device=cpu"]).run.device == "cpu"

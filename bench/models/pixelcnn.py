@@ -120,8 +120,9 @@ class GatedPixelCNN(nn.Module):
     @torch.inference_mode()
     def sample_naive(self, n: int, grid: int, generator: torch.Generator) -> torch.Tensor:
         """Reference sampler: one full forward pass per position (H*W passes)."""
-        u = torch.rand(n, grid, grid, generator=generator)
-        idx = torch.zeros(n, grid, grid, dtype=torch.long)
+        dev = self.head[0].weight.device
+        u = torch.rand(n, grid, grid, generator=generator).to(dev)  # drawn on the CPU: same samples on any device
+        idx = torch.zeros(n, grid, grid, dtype=torch.long, device=dev)
         for r in range(grid):
             for c in range(grid):
                 idx[:, r, c] = self._draw(self(idx)[:, :, r, c], u[:, r, c])
@@ -135,16 +136,17 @@ class GatedPixelCNN(nn.Module):
         as row r is complete; the horizontal stack at (r, c) is computed for that single position from the cached
         h+1 positions to its left. Total work is about one full forward pass instead of H*W.
         """
-        u = torch.rand(n, grid, grid, generator=generator)
-        idx = torch.zeros(n, grid, grid, dtype=torch.long)
+        dev = self.head[0].weight.device
+        u = torch.rand(n, grid, grid, generator=generator).to(dev)  # drawn on the CPU: same samples on any device
+        idx = torch.zeros(n, grid, grid, dtype=torch.long, device=dev)
         d = self.cfg.dim
         # Per layer: zero-padded vertical input (h rows on top, h columns each side) and pre-activations.
-        v_in = [torch.zeros(n, d, grid + L.h, grid + 2 * L.h) for L in self.layers]
-        v_pre = [torch.zeros(n, 2 * d, grid, grid) for _ in self.layers]
-        zero_above = torch.zeros(n, 2 * d, 1, 1)
+        v_in = [torch.zeros(n, d, grid + L.h, grid + 2 * L.h, device=dev) for L in self.layers]
+        v_pre = [torch.zeros(n, 2 * d, grid, grid, device=dev) for _ in self.layers]
+        zero_above = torch.zeros(n, 2 * d, 1, 1, device=dev)
         for r in range(grid):
             # Horizontal inputs of this row, left-padded by h.
-            h_in = [torch.zeros(n, d, 1, grid + L.h) for L in self.layers]
+            h_in = [torch.zeros(n, d, 1, grid + L.h, device=dev) for L in self.layers]
             for c in range(grid):
                 for i, L in enumerate(self.layers):
                     above = v_pre[i][:, :, r - 1 : r, c : c + 1] if r > 0 else zero_above

@@ -131,11 +131,14 @@ class RVQVAE(VQModelBase):
         return self.codebook_in.detach()
 
     def _extra_train_state(self) -> dict[str, Any]:
-        return {"errors": self.errors.clone()}
+        return {"errors": self.errors.detach().to("cpu", copy=True)}
 
     def _load_extra_train_state(self, state: dict[str, Any]) -> None:
         if "errors" in state:
-            self.errors = state["errors"].clone()
+            self.errors = state["errors"].to(self.device, copy=True)
+
+    def _move_extra_state(self, device: torch.device) -> None:
+        self.errors = self.errors.to(device)
 
     def quantise(self, z_enc: torch.Tensor, use_outlier_codebook: torch.Tensor) -> dict[str, torch.Tensor]:
         """Confidence matching per image: C_out for flagged images (eq. 6), C_in for the others (eq. 4)."""
@@ -158,20 +161,22 @@ class RVQVAE(VQModelBase):
         return out
 
     def _train_epoch(self, data: ImageSource, epoch: int, seed: int, labels: torch.Tensor) -> dict[str, Any]:
-        n, eta = len(data), self.cfg.eta
+        n, eta, dev = len(data), self.cfg.eta, self.device
         if self.errors.numel() != n:
-            self.errors = torch.full((n,), float("nan"))
+            self.errors = torch.full((n,), float("nan"), device=dev)
         prev = self.errors.clone()  # Err(tau - 1)
         first_epoch = epoch == 0
         global_flags = flag_outliers(prev, eta) if not first_epoch and self.cfg.selection == "global" else None
-        flagged_epoch = torch.zeros(n, dtype=torch.bool)
-        sums = torch.zeros(4)
-        counts_in = torch.zeros(self.cfg.inlier_codebook_size, dtype=torch.long)
-        counts_out = torch.zeros(self.cfg.outlier_codebook_size, dtype=torch.long)
-        z_norm = torch.zeros(())
+        # Running statistics stay on the model's device: no host sync per step.
+        flagged_epoch = torch.zeros(n, dtype=torch.bool, device=dev)
+        sums = torch.zeros(4, device=dev)
+        counts_in = torch.zeros(self.cfg.inlier_codebook_size, dtype=torch.long, device=dev)
+        counts_out = torch.zeros(self.cfg.outlier_codebook_size, dtype=torch.long, device=dev)
+        z_norm = torch.zeros((), device=dev)
         for b in epoch_batches(n, self.cfg.batch_size, seed, epoch):
+            b = b.to(dev)
             if first_epoch:
-                use_out = torch.zeros(len(b), dtype=torch.bool)  # Alg. 1 line 3-5: everything uses C_in
+                use_out = torch.zeros(len(b), dtype=torch.bool, device=dev)  # Alg. 1 line 3-5: everything uses C_in
             elif global_flags is not None:
                 use_out = global_flags[b]  # §3.2.1: top eta of all previous errors
             else:
@@ -194,8 +199,8 @@ class RVQVAE(VQModelBase):
                    z_enc_norm=float(z_norm / n), codebook_in_std=float(codebook_std(self.codebook_in).mean()))
         # Reporting only: how this epoch's flagged set (chosen from Err(tau-1)) matches the true labels, and how well
         # this epoch's errors Err(tau) (the next epoch's flagging score) rank the true outliers.
-        row["flag"] = None if first_epoch else flag_metrics(labels, eta, scores=prev, flagged=flagged_epoch)
-        auc = roc_auc(self.errors, labels)
+        row["flag"] = None if first_epoch else flag_metrics(labels, eta, scores=prev.cpu(), flagged=flagged_epoch.cpu())
+        auc = roc_auc(self.errors.cpu(), labels)
         row["error_auc"] = None if math.isnan(auc) else auc
         return row
 
@@ -205,7 +210,7 @@ class RVQVAE(VQModelBase):
         last = history["epochs"][-1]
         # The set the model actually sent to C_out in its last epoch; after a single epoch (nothing flagged yet), the
         # set it would flag next (top eta of the last errors).
-        final = last["flag"] or flag_metrics(labels, self.cfg.eta, scores=self.errors)
+        final = last["flag"] or flag_metrics(labels, self.cfg.eta, scores=self.errors.cpu())
         history["flag_precision"] = final["precision"]
         history["flag_recall"] = final["recall"]
         history["flag_auc"] = last["error_auc"]
@@ -223,7 +228,7 @@ class RVQVAE(VQModelBase):
         """Encode, quantise with C_in only (eq. 8), decode: does the inlier codebook refuse outliers?"""
         self.encoder.eval()
         self.decoder.eval()
-        return self.decode_indices(self._prior_indices(to_float(images)))
+        return self.decode_indices(self._prior_indices(to_float(images.to(self.device))))
 
     @torch.inference_mode()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:

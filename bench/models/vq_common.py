@@ -167,7 +167,7 @@ def reset_dead_codes(codebook: nn.Parameter, counts: torch.Tensor, recent_latent
     dead = (counts == 0).nonzero().flatten()
     if dead.numel() == 0 or recent_latents.numel() == 0:
         return 0
-    pick = torch.randint(recent_latents.shape[0], (dead.numel(),), generator=gen)
+    pick = torch.randint(recent_latents.shape[0], (dead.numel(),), generator=gen).to(recent_latents.device)
     with torch.no_grad():
         codebook[dead] = recent_latents[pick]
     return int(dead.numel())
@@ -183,15 +183,17 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.
 class ImageSource:
     """Training images as float [-1, 1], converted once up front unless that would take too much memory."""
 
-    def __init__(self, images: torch.Tensor):
-        self.uint8 = images
+    def __init__(self, images: torch.Tensor, device: str | torch.device = "cpu"):
+        self.uint8 = images.to(device)
+        self.device = torch.device(device)
         nbytes = images.numel() * 4
-        self.float = to_float(images) if nbytes <= _PRECONVERT_LIMIT_BYTES else None
+        self.float = to_float(self.uint8) if nbytes <= _PRECONVERT_LIMIT_BYTES else None
 
     def __len__(self) -> int:
         return self.uint8.shape[0]
 
     def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = idx.to(self.device)
         return self.float[idx] if self.float is not None else to_float(self.uint8[idx])
 
     def variance(self) -> float:
@@ -264,6 +266,22 @@ class VQModelBase(GenerativeModel):
     def _codebooks(self) -> dict[str, nn.Parameter]:
         return {}
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.decoder.parameters()).device
+
+    def to(self, device: str | torch.device) -> "VQModelBase":
+        """Move every network and codebook (in place: optimisers built afterwards see the same Parameters)."""
+        for module in (*self._modules_for_state().values(), self.prior):
+            module.to(device)
+        for p in self._codebooks().values():
+            p.data = p.data.to(device)
+        self._move_extra_state(torch.device(device))
+        return self
+
+    def _move_extra_state(self, device: torch.device) -> None:
+        pass
+
     def _modules_for_state(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "decoder": self.decoder}
 
@@ -278,17 +296,19 @@ class VQModelBase(GenerativeModel):
         ckpt = cfg.checkpoint
         state = ckpt.load() if ckpt is not None else None
         labels = train_is_outlier.bool()  # reporting only: never used by training
-        data = ImageSource(train_images)
+        data = ImageSource(train_images, cfg.device)
         if state is None:
             with torch.random.fork_rng():
                 torch.manual_seed(cfg.seed)
                 self._build()
+            self.to(cfg.device)
             self.data_variance = data.variance()
             self._opt = torch.optim.Adam(self.autoencoder_parameters(), lr=self.cfg.lr)
             history: dict[str, Any] = {"epochs": [], "prior_epochs": []}
             start_epoch, prior_start = 0, 0
         else:
             self.load_state_dict(state["model"])
+            self.to(cfg.device)
             self._opt = torch.optim.Adam(self.autoencoder_parameters(), lr=self.cfg.lr)
             self._opt.load_state_dict(state["opt"])
             self._load_extra_train_state(state.get("extra", {}))
@@ -329,14 +349,14 @@ class VQModelBase(GenerativeModel):
 
         self.encoder.eval()
         self.decoder.eval()
-        indices = self.latent_indices(train_images)
+        indices = self.latent_indices(train_images).to(self.device)
         with progress(total=self.cfg.prior_epochs, desc=f"{self.name} prior") as bar:
             bar.update(prior_start)
             for pe in range(prior_start, self.cfg.prior_epochs):
                 self.prior.train()
-                total, count = torch.zeros(()), 0
+                total, count = torch.zeros((), device=self.device), 0
                 for b in epoch_batches(len(indices), self.cfg.prior_batch_size, cfg.seed + 7, pe):
-                    loss = self.prior.loss(indices[b])
+                    loss = self.prior.loss(indices[b.to(self.device)])
                     prior_opt.zero_grad(set_to_none=True)
                     loss.backward()
                     prior_opt.step()
@@ -358,17 +378,20 @@ class VQModelBase(GenerativeModel):
 
     @torch.inference_mode()
     def latent_indices(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-        """The prior's training targets for uint8 images: N x h x w long."""
+        """The prior's training targets for uint8 images: N x h x w long (on the CPU)."""
         self.encoder.eval()
-        out = [self._prior_indices(to_float(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        dev = self.device
+        out = [
+            self._prior_indices(to_float(images[i : i + batch_size].to(dev))).cpu() for i in range(0, len(images), batch_size)
+        ]
         return torch.cat(out) if out else torch.zeros(0, self.grid, self.grid, dtype=torch.long)
 
     @torch.inference_mode()
     def decode_indices(self, idx: torch.Tensor) -> torch.Tensor:
-        """Index grid B x h x w -> uint8 images via the generation codebook and the decoder."""
+        """Index grid B x h x w -> uint8 images (on the CPU) via the generation codebook and the decoder."""
         self.decoder.eval()
-        z = self._generation_codebook()[idx].permute(0, 3, 1, 2)
-        return to_uint8(self.decoder(z))
+        z = self._generation_codebook()[idx.to(self.device)].permute(0, 3, 1, 2)
+        return to_uint8(self.decoder(z)).cpu()
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int) -> torch.Tensor:
@@ -382,9 +405,12 @@ class VQModelBase(GenerativeModel):
 
     # -- persistence --
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {f"{k}.{n}": t.detach().clone() for k, m in self._modules_for_state().items() for n, t in m.state_dict().items()}
-        state.update({f"codebook.{k}": p.detach().clone() for k, p in self._codebooks().items()})
-        state.update({f"prior.{n}": t.detach().clone() for n, t in self.prior.state_dict().items()})
+        def host(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to("cpu", copy=True)
+
+        state: dict[str, Any] = {f"{k}.{n}": host(t) for k, m in self._modules_for_state().items() for n, t in m.state_dict().items()}
+        state.update({f"codebook.{k}": host(p) for k, p in self._codebooks().items()})
+        state.update({f"prior.{n}": host(t) for n, t in self.prior.state_dict().items()})
         state["data_variance"] = float(self.data_variance)
         return state
 

@@ -86,8 +86,9 @@ class VQVAE(VQModelBase):
                 "z_enc": z_enc}
 
     def _train_epoch(self, data: ImageSource, epoch: int, seed: int, labels: torch.Tensor) -> dict[str, Any]:
-        sums = torch.zeros(4)
-        counts = torch.zeros(self.cfg.codebook_size, dtype=torch.long)
+        dev = self.device  # running statistics stay on the model's device: no host sync per step
+        sums = torch.zeros(4, device=dev)
+        counts = torch.zeros(self.cfg.codebook_size, dtype=torch.long, device=dev)
         recent: list[torch.Tensor] = []
         for b in epoch_batches(len(data), self.cfg.batch_size, seed, epoch):
             out = self.losses(data.batch(b))
@@ -115,5 +116,5 @@ class VQVAE(VQModelBase):
 
         self.encoder.eval()
         self.decoder.eval()
-        z_vq, _ = self.quantise(self.encoder(to_float(images)))
-        return to_uint8(self.decoder(z_vq))
+        z_vq, _ = self.quantise(self.encoder(to_float(images.to(self.device))))
+        return to_uint8(self.decoder(z_vq)).cpu()
