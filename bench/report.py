@@ -73,7 +73,10 @@ class Table:
         self.rows.append({"": label, **cells})
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows).fillna("")
+        df = pd.DataFrame(self.rows).fillna("")
+        # Ratio columns ("5%") in numeric order, whatever order the rows introduced them in.
+        ratio_cols = sorted((c for c in df.columns if c.endswith("%")), key=lambda c: float(c[:-1]))
+        return df[[c for c in df.columns if not c.endswith("%")] + ratio_cols]
 
     def write(self, folder: Path) -> None:
         df = self.frame()

@@ -78,3 +78,12 @@ def test_parallel_loky_cells_match_sequential(tmp_path):
     assert len(par) == 2
     for a, b in zip(sorted(seq, key=key), sorted(par, key=key)):
         assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+
+
+def test_ratio_columns_are_in_numeric_order_whatever_the_row_order():
+    from bench.report import Table
+
+    t = Table("t", "T", "c", 2)
+    t.add("a", {"5%": "x", "30%": "y"})  # a model without a 0 % entry comes first
+    t.add("b", {"0%": "z", "5%": "w", "10%": "v"})
+    assert list(t.frame().columns) == ["", "0%", "5%", "10%", "30%"]
