@@ -30,13 +30,14 @@ def real_batch_size(cfg) -> int:
 
 
 def measure(
-    name: str, profile: str, size: int, iters: int, warmup: int, n_images: int, n_samples: int, overrides: dict
+    name: str, profile: str, size: int, iters: int, warmup: int, n_images: int, n_samples: int, overrides: dict,
+    memory_format: torch.memory_format | None = None,
 ) -> dict:
     model = registry.get(name).build(profile, size, overrides.get(name, {}))
     images = torch.randint(0, 256, (n_images, 3, size, size), dtype=torch.uint8)
     rng = torch.Generator().manual_seed(0)
     data = gc.RealBatches(images, rng, clamp=model.clamp_real)
-    model.nets.train()
+    model.prepare_nets("cpu", memory_format)
     model.optimizers = model.build_optimizers()
     for it in range(warmup):
         model.train_step(it, data, rng)
@@ -71,9 +72,14 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=500, help="timed samples, projected to 3,000")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--set", default="{}", help='per-model overrides as JSON, e.g. {"gan": {"channels": 32}}')
+    p.add_argument("--compare-memory-format", action="store_true",
+                   help="train each model with NCHW and NHWC (channels_last) weights, interleaved A-B-A, print ratios")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     overrides = json.loads(args.set)
+    if args.compare_memory_format:
+        compare_memory_format(args, overrides)
+        return
     rows = [
         measure(m, args.profile, args.size, args.iters, args.warmup, args.images, args.samples, overrides)
         for m in args.models.split(",")
@@ -85,6 +91,19 @@ def main() -> None:
     print("  ".join(f"{k:>18}" for k in keys))
     for r in rows:
         print("  ".join(f"{r[k]:>18.3g}" if isinstance(r[k], float) else f"{r[k]:>18}" for k in keys))
+
+
+def compare_memory_format(args: argparse.Namespace, overrides: dict) -> None:
+    """it/s of each model with contiguous vs channels_last conv weights, measured in this run (A-B-A, mean of A)."""
+    print(f"memory format comparison: profile={args.profile} size={args.size} threads={args.threads} "
+          f"timed iterations={args.iters}")
+    print(f"{'model':>10}  {'NCHW it/s':>10}  {'NHWC it/s':>10}  {'NHWC / NCHW':>11}  {'model default':>14}")
+    for name in args.models.split(","):
+        run = lambda fmt: measure(name, args.profile, args.size, args.iters, args.warmup, args.images, 10, overrides, fmt)["it/s"]
+        a1, b, a2 = run(torch.contiguous_format), run(torch.channels_last), run(torch.contiguous_format)
+        a = (a1 + a2) / 2
+        default = "NHWC" if registry.get(name).cls.memory_format == torch.channels_last else "NCHW"
+        print(f"{name:>10}  {a:>10.3g}  {b:>10.3g}  {b / a:>10.2f}x  {default:>14}")
 
 
 if __name__ == "__main__":
