@@ -1,0 +1,62 @@
+"""What the harness's caches save: a grid's preparation (splits, inlier classifier, reference features, Table 5)
+done cold (empty results folder) vs warm (everything read back from ``<out>/cache``), measured in one run.
+
+    python benchmarks/bench_caches.py                       # smoke profile, synthetic data, ~30 s
+    python benchmarks/bench_caches.py --profile cpu --dataset facemask --data-root ../shared/data/facemask12k
+
+A rerun of a grid, a resumed grid, and every worker of a parallel grid take the warm path; without the caches each
+would rebuild the split and retrain the classifier. Also times one split load (cache hit) against one split build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bench.config import load_profile
+from bench.datasets import build_split
+from bench.runner import GridSpec, expand, prepare, split_for
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--dataset", default="facemask", choices=["facemask", "roomcrop"])
+    p.add_argument("--data-root", default=None, help="real images (default: the embedded synthetic data)")
+    p.add_argument("--ratios", default="0,10,20,30")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    profile = load_profile(args.profile)
+    ratios = [float(r) for r in args.ratios.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "grid"
+        spec = GridSpec(profile, out, {args.dataset: args.data_root}, jobs=1)
+        cells = expand([args.dataset], ["vqvae"], ratios, [0])
+        cold = timed(lambda: prepare(spec, cells))
+        warm = timed(lambda: prepare(spec, cells))
+        hit = timed(lambda: split_for(spec, args.dataset, ratios[-1], 0))
+        shutil.rmtree(out / "cache" / "splits")
+        build = timed(lambda: build_split(args.dataset, profile.data, ratios[-1], 0, spec.cache_dir, args.data_root))
+    print(f"profile={args.profile} dataset={args.dataset} data={'synthetic' if args.data_root is None else args.data_root} "
+          f"ratios={args.ratios} threads={args.threads}")
+    print(f"prepare, cold (build splits, train classifier, reference features, Table 5): {cold:8.2f} s")
+    print(f"prepare, warm (all from cache):                                              {warm:8.2f} s   "
+          f"-> {cold / max(warm, 1e-9):.0f}x")
+    print(f"one split: build {build:.2f} s vs cache hit {hit:.3f} s                                      "
+          f"-> {build / max(hit, 1e-9):.0f}x")
+
+
+if __name__ == "__main__":
+    main()
