@@ -49,6 +49,7 @@ from bench.registry import register_model
 
 SELECTIONS = ("batch", "global")
 LOSSES = ("paper", "stable")
+ERROR_VIA = ("assigned", "inlier")
 
 
 @dataclass
@@ -60,12 +61,18 @@ class RVQVAEConfig(VQCommonConfig):
     eta: float = 0.2
     selection: str = "batch"  # "batch" (Algorithm 1) | "global" (§3.2.1)
     loss: str = "stable"  # "paper" (eq. 7 literally) | "stable" (squared d_W terms); see docs/rvqvae-notes.md
+    # Which reconstruction Err(tau) measures for an image sent to C_out: "assigned" (Alg. 1 line 17 literally: the
+    # C_out reconstruction it was trained with) | "inlier" (its C_in-only reconstruction, eq. 8's view: how well the
+    # inlier model explains it). See docs/rvqvae-notes.md.
+    error_via: str = "assigned"
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.error_via not in ERROR_VIA:
+            raise ValueError(f"error_via must be one of {ERROR_VIA}, got {self.error_via!r}")
         if not 0.0 < self.eta < 0.5:
             raise ValueError(f"eta must be in (0, 0.5) (paper §3.2.1), got {self.eta}")
 
@@ -181,11 +188,15 @@ class RVQVAE(VQModelBase):
                 use_out = global_flags[b]  # §3.2.1: top eta of all previous errors
             else:
                 use_out = flag_outliers(prev[b], eta)  # Alg. 1 line 7: top ceil(eta |I|) of the batch
-            out = self.losses(data.batch(b), use_out)
+            x = data.batch(b)
+            out = self.losses(x, use_out)
             self._opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             self._opt.step()
-            self.errors[b] = out["errors"]  # Alg. 1 line 17: Err(tau)
+            errors = out["errors"]  # Alg. 1 line 17: Err(tau) = ||x - x~||_2
+            if self.cfg.error_via == "inlier" and not first_epoch:
+                errors = self._inlier_errors(x, out["k_in"], errors, use_out)
+            self.errors[b] = errors
             flagged_epoch[b] = use_out
             sums += torch.stack([out[k].detach() for k in ("loss", "recon", "codebook", "commitment")]) * len(b)
             pos = out["per_pos"]
@@ -203,6 +214,15 @@ class RVQVAE(VQModelBase):
         auc = roc_auc(self.errors.cpu(), labels)
         row["error_auc"] = None if math.isnan(auc) else auc
         return row
+
+    @torch.no_grad()
+    def _inlier_errors(self, x: torch.Tensor, k_in: torch.Tensor, errors: torch.Tensor, flagged: torch.Tensor) -> torch.Tensor:
+        """``errors`` with each flagged image's error replaced by that of its C_in-only reconstruction (eq. 4 codes)."""
+        z_in = unflatten_latents(self.codebook_in[k_in], x.shape[0], self.grid)[flagged]
+        x_in = self.decoder(z_in)
+        out = errors.clone()
+        out[flagged] = torch.linalg.vector_norm((x[flagged] - x_in).reshape(len(x_in), -1), dim=1)
+        return out
 
     def _final_history(self, history: dict[str, Any], labels: torch.Tensor) -> None:
         if not history["epochs"]:

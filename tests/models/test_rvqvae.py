@@ -159,3 +159,29 @@ def test_loss_goes_down_on_a_tiny_set(variant):
 
 def test_fit_resumes_from_checkpoint(tmp_path):
     _resume_matches_uninterrupted("rvqvae", tmp_path, epochs=3, batch_size=10)
+
+
+def test_error_via_inlier_scores_flagged_images_by_their_c_in_reconstruction():
+    model = _tiny("rvqvae", error_via="inlier")
+    x = _images(6).float().div(127.5).sub(1.0)
+    flagged = torch.tensor([True, False, True, False, False, False])
+    with torch.no_grad():
+        out = model.losses(x, flagged)
+        errors = model._inlier_errors(x, out["k_in"], out["errors"], flagged)
+        # by hand: decode the eq. 4 (C_in) codes of every image, take ||x - x~||_2
+        z_in = model.codebook_in[out["k_in"]].reshape(6, model.grid, model.grid, -1).permute(0, 3, 1, 2)
+        by_hand = (x - model.decoder(z_in)).flatten(1).norm(dim=1)
+    assert torch.allclose(errors[flagged], by_hand[flagged], atol=1e-5)
+    assert torch.equal(errors[~flagged], out["errors"][~flagged])  # unflagged images already used C_in
+    assert not torch.allclose(out["errors"][flagged], by_hand[flagged])  # C_out reconstructions differ
+    with pytest.raises(BenchError, match="error_via"):
+        registry.get("rvqvae").make_config("paper", {"error_via": "other"})
+
+
+def test_error_via_inlier_trains(tmp_path):
+    images, labels = _images(), torch.zeros(48, dtype=torch.bool)
+    labels[:10] = True
+    model = _tiny("rvqvae", error_via="inlier", epochs=3)
+    history = model.fit(images, labels, FitConfig(seed=0))
+    assert all(math.isfinite(e["loss"]) for e in history["epochs"])
+    assert history["epochs"][-1]["flag"] is not None
