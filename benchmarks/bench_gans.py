@@ -2,6 +2,7 @@
 
     python benchmarks/bench_gans.py                    # cpu profile, 1 thread, ~1 min
     python benchmarks/bench_gans.py --iters 40 --profile paper
+    python benchmarks/bench_gans.py --with-vae            # VQ-VAE and RVQ-VAE training img/s in the same table
 
 For each model: iterations/s, real images/s (real batch x it/s; Robust OT's real batch is its only batch, the
 NR-GAN models also push a 2x larger generator batch), time to sample 3,000 images (projected from --samples), and the
@@ -61,6 +62,26 @@ def measure(
     }
 
 
+def measure_vae(name: str, profile: str, size: int, n_images: int, cell_images: int) -> dict:
+    """One training epoch of VQ-VAE / RVQ-VAE on ``n_images`` random images (the second epoch: RVQ-VAE's first
+    epoch has no C_out step), in the GAN table's units, projected to ``cell_images`` per epoch; prior not included."""
+    from bench.models.vq_common import ImageSource
+
+    model = registry.get(name).build(profile, size, None)
+    images = torch.randint(0, 256, (n_images, 3, size, size), dtype=torch.uint8)
+    model._opt = torch.optim.Adam(model.autoencoder_parameters(), lr=model.cfg.lr)
+    data, labels = ImageSource(images), torch.zeros(n_images, dtype=torch.bool)
+    model._train_epoch(data, 0, 0, labels)
+    t0 = time.perf_counter()
+    model._train_epoch(data, 1, 0, labels)
+    seconds = time.perf_counter() - t0
+    steps, img_s = -(-n_images // model.cfg.batch_size), n_images / seconds
+    return {"model": name, "it/s": steps / seconds, "real img/s": img_s,
+            "iterations": -(-cell_images // model.cfg.batch_size) * model.cfg.epochs,
+            "train (min)": cell_images * model.cfg.epochs / img_s / 60, "sample 3k (s)": float("nan"),
+            "cell (min)": float("nan")}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
@@ -72,6 +93,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=500, help="timed samples, projected to 3,000")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--set", default="{}", help='per-model overrides as JSON, e.g. {"gan": {"channels": 32}}')
+    p.add_argument("--with-vae", action="store_true", help="add VQ-VAE and RVQ-VAE (one autoencoder epoch each, no prior)")
+    p.add_argument("--vae-images", type=int, default=640, help="images in the timed VAE epoch")
     p.add_argument("--compare-memory-format", action="store_true",
                    help="train each model with NCHW and NHWC (channels_last) weights, interleaved A-B-A, print ratios")
     args = p.parse_args()
@@ -84,6 +107,8 @@ def main() -> None:
         measure(m, args.profile, args.size, args.iters, args.warmup, args.images, args.samples, overrides)
         for m in args.models.split(",")
     ]
+    if args.with_vae:
+        rows += [measure_vae(m, args.profile, args.size, args.vae_images, args.images) for m in ("vqvae", "rvqvae")]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"profile={args.profile} size={args.size} threads={args.threads} timed iterations={args.iters} "
           f"load average (1 min) at end={load:.1f} on {os.cpu_count()} cores")
