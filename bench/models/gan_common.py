@@ -314,7 +314,9 @@ class AdversarialModel(GenerativeModel):
         """Extra, reporting-only entries for the history dict (may look at ``is_outlier``; never trains on it)."""
         return {}
 
-    def prepare_nets(self, device: str | torch.device = "cpu", memory_format: torch.memory_format | None = None) -> None:
+    def prepare_nets(
+        self, device: str | torch.device = "cpu", memory_format: torch.memory_format | None = None
+    ) -> None:
         """Move the nets to ``device`` in the model's memory format (or the one given) and set training mode."""
         self.nets.to(device, memory_format=memory_format or self.memory_format).train()
 

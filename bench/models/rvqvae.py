@@ -216,9 +216,11 @@ class RVQVAE(VQModelBase):
         return row
 
     @torch.no_grad()
-    def _inlier_errors(self, x: torch.Tensor, k_in: torch.Tensor, errors: torch.Tensor, flagged: torch.Tensor) -> torch.Tensor:
-        """``errors`` with each flagged image's error replaced by that of its C_in-only reconstruction (this step's eq. 4
-        codes, decoded by the decoder after this step's update: one extra no-grad decode of the flagged images)."""
+    def _inlier_errors(
+        self, x: torch.Tensor, k_in: torch.Tensor, errors: torch.Tensor, flagged: torch.Tensor
+    ) -> torch.Tensor:
+        """``errors`` with each flagged image's error replaced by that of its C_in-only reconstruction: this step's
+        eq. 4 codes, decoded by the decoder after this step's update (one extra no-grad decode per flagged image)."""
         z_in = unflatten_latents(self.codebook_in[k_in], x.shape[0], self.grid)[flagged]
         x_in = self.decoder(z_in)
         out = errors.clone()

@@ -382,7 +382,8 @@ class VQModelBase(GenerativeModel):
         self.encoder.eval()
         dev = self.device
         out = [
-            self._prior_indices(to_float(images[i : i + batch_size].to(dev))).cpu() for i in range(0, len(images), batch_size)
+            self._prior_indices(to_float(images[i : i + batch_size].to(dev))).cpu()
+            for i in range(0, len(images), batch_size)
         ]
         return torch.cat(out) if out else torch.zeros(0, self.grid, self.grid, dtype=torch.long)
 
@@ -408,7 +409,9 @@ class VQModelBase(GenerativeModel):
         def host(t: torch.Tensor) -> torch.Tensor:
             return t.detach().to("cpu", copy=True)
 
-        state: dict[str, Any] = {f"{k}.{n}": host(t) for k, m in self._modules_for_state().items() for n, t in m.state_dict().items()}
+        state: dict[str, Any] = {
+            f"{k}.{n}": host(t) for k, m in self._modules_for_state().items() for n, t in m.state_dict().items()
+        }
         state.update({f"codebook.{k}": host(p) for k, p in self._codebooks().items()})
         state.update({f"prior.{n}": host(t) for n, t in self.prior.state_dict().items()})
         state["data_variance"] = float(self.data_variance)
