@@ -40,6 +40,11 @@ def pca_residual_scores(images: torch.Tensor, k: int = 8) -> torch.Tensor:
     return residual.norm(dim=1)
 
 
+def trivial_detectors(images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """The no-training baselines a self-recognition step is compared with: (name, outlier scores) pairs."""
+    return [("distance to mean image", mean_distance_scores(images)), ("PCA-8 residual", pca_residual_scores(images, 8))]
+
+
 def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """ROC AUC of ``scores`` for positive ``labels`` via the Mann-Whitney U statistic (ties get average ranks).
 

@@ -128,7 +128,8 @@ def run_cell(spec: GridSpec, cell: Cell, progress: Progress = null_progress) -> 
     checkpoint = Checkpointer(folder / "checkpoint.pt", profile.run.checkpoint_every_s)
     torch.manual_seed(cell.seed)
     t0 = time.perf_counter()
-    history = model.fit(split.train_images, split.train_is_outlier, FitConfig(seed=cell.seed, checkpoint=checkpoint, device=profile.run.device), progress)
+    fit_cfg = FitConfig(seed=cell.seed, checkpoint=checkpoint, device=profile.run.device)
+    history = model.fit(split.train_images, split.train_is_outlier, fit_cfg, progress)
     train_s = time.perf_counter() - t0
     model.save(folder / "model.pt")
 

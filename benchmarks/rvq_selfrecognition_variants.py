@@ -19,7 +19,7 @@ import torch
 
 from bench import registry
 from bench.config import load_profile, parse_value
-from bench.detectors import flag_metrics, mean_distance_scores, pca_residual_scores
+from bench.detectors import flag_metrics, trivial_detectors
 from bench.models.base import FitConfig
 from bench.runner import GridSpec, split_for
 
@@ -41,10 +41,9 @@ def main() -> None:
     labels = split.train_is_outlier.bool()
     eta = registry.get("rvqvae").make_config(profile.name).eta
     print(f"{args.dataset} r={args.ratio:g} %: {split.n_inliers} inliers + {split.n_outliers} outliers, {split.size} px")
-    for name, scores in (("distance to mean", mean_distance_scores(split.train_images)),
-                         ("PCA-8 residual", pca_residual_scores(split.train_images, 8))):  # fmt: skip
+    for name, scores in trivial_detectors(split.train_images):
         m = flag_metrics(labels, eta, scores=scores)
-        print(f"  {name:<18} P {m['precision']:.2f}  R {m['recall']:.2f}  AUC {m['auc']:.2f}")
+        print(f"  {name:<22} P {m['precision']:.2f}  R {m['recall']:.2f}  AUC {m['auc']:.2f}")
     for variant in args.variant or [""]:
         overrides = {"prior_epochs": 0}
         for item in filter(None, variant.split(",")):

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from bench.config import profile_from_dict
-from bench.detectors import flag_metrics, mean_distance_scores, pca_residual_scores
+from bench.detectors import flag_metrics, trivial_detectors
 from bench.runner import GridSpec, split_for
 from bench.store import Cell
 
@@ -37,8 +37,7 @@ def report(out: Path) -> str:
         lines += [f"### {cell.dataset}, r = {cell.ratio:g} %, seed {cell.seed} (eta = {eta:g}, "
                   f"{split.n_inliers} inliers + {split.n_outliers} outliers, {split.size} px)", "",
                   "| detector | precision | recall | AUC |", "|---|---|---|---|"]  # fmt: skip
-        for name, scores in (("distance to mean image", mean_distance_scores(split.train_images)),
-                             ("PCA-8 residual", pca_residual_scores(split.train_images, 8))):  # fmt: skip
+        for name, scores in trivial_detectors(split.train_images):
             m = flag_metrics(labels, eta, scores=scores)
             lines.append(f"| {name} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['auc'])} |")
         for i, ep in enumerate(metrics["history"].get("epochs", [])):

@@ -117,12 +117,17 @@ class GatedPixelCNN(nn.Module):
         cdf = torch.softmax(logits.float(), dim=-1).cumsum(-1)
         return (cdf < u.unsqueeze(-1)).sum(-1).clamp_(max=logits.shape[-1] - 1)
 
+    def _sampling_start(self, n: int, grid: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uniforms for the inverse-CDF draws (made on the CPU: same samples on any device) and an empty index grid,
+        both on the prior's device."""
+        dev = self.head[0].weight.device
+        u = torch.rand(n, grid, grid, generator=generator).to(dev)
+        return u, torch.zeros(n, grid, grid, dtype=torch.long, device=dev)
+
     @torch.inference_mode()
     def sample_naive(self, n: int, grid: int, generator: torch.Generator) -> torch.Tensor:
         """Reference sampler: one full forward pass per position (H*W passes)."""
-        dev = self.head[0].weight.device
-        u = torch.rand(n, grid, grid, generator=generator).to(dev)  # drawn on the CPU: same samples on any device
-        idx = torch.zeros(n, grid, grid, dtype=torch.long, device=dev)
+        u, idx = self._sampling_start(n, grid, generator)
         for r in range(grid):
             for c in range(grid):
                 idx[:, r, c] = self._draw(self(idx)[:, :, r, c], u[:, r, c])
@@ -136,9 +141,8 @@ class GatedPixelCNN(nn.Module):
         as row r is complete; the horizontal stack at (r, c) is computed for that single position from the cached
         h+1 positions to its left. Total work is about one full forward pass instead of H*W.
         """
-        dev = self.head[0].weight.device
-        u = torch.rand(n, grid, grid, generator=generator).to(dev)  # drawn on the CPU: same samples on any device
-        idx = torch.zeros(n, grid, grid, dtype=torch.long, device=dev)
+        u, idx = self._sampling_start(n, grid, generator)
+        dev = idx.device
         d = self.cfg.dim
         # Per layer: zero-padded vertical input (h rows on top, h columns each side) and pre-activations.
         v_in = [torch.zeros(n, d, grid + L.h, grid + 2 * L.h, device=dev) for L in self.layers]
