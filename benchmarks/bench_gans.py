@@ -22,6 +22,8 @@ import torch
 from bench import registry
 from bench.models import gan_common as gc
 
+from _common import timed_vae_epoch
+
 MODELS = ("gan", "sdnrgan3", "robustot")
 CELL_SAMPLES = 3000  # images a cpu-profile cell generates
 
@@ -68,13 +70,9 @@ def measure_vae(name: str, profile: str, size: int, n_images: int, cell_images: 
     from bench.models.vq_common import ImageSource
 
     model = registry.get(name).build(profile, size, None)
-    images = torch.randint(0, 256, (n_images, 3, size, size), dtype=torch.uint8)
-    model._opt = torch.optim.Adam(model.autoencoder_parameters(), lr=model.cfg.lr)
-    data, labels = ImageSource(images), torch.zeros(n_images, dtype=torch.bool)
-    model._train_epoch(data, 0, 0, labels)
-    t0 = time.perf_counter()
-    model._train_epoch(data, 1, 0, labels)
-    seconds = time.perf_counter() - t0
+    data = ImageSource(torch.randint(0, 256, (n_images, 3, size, size), dtype=torch.uint8))
+    timed_vae_epoch(model, data, epoch=0)
+    seconds = timed_vae_epoch(model, data, epoch=1)
     steps, img_s = -(-n_images // model.cfg.batch_size), n_images / seconds
     return {"model": name, "it/s": steps / seconds, "real img/s": img_s,
             "iterations": -(-cell_images // model.cfg.batch_size) * model.cfg.epochs,
