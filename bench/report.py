@@ -17,6 +17,7 @@ from bench import atomic, store
 from bench.paper_values import F1, FID, PAPER_MODELS, PCT_INLIERS
 
 DATASET_TITLES = {"facemask": "FaceMask", "roomcrop": "RoomCrop"}
+MODEL_TITLES = {"rvqvae": "RVQ-VAE", "vqvae": "VQ-VAE", "gan": "GAN", "sdnrgan3": "SD-NR-GAN-III", "robustot": "Robust OT"}
 # two-sided 95 % Student t quantiles, df = 1..30 (beyond: normal 1.96)
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
@@ -235,13 +236,44 @@ def _fig4(df: pd.DataFrame, fid_metric: str, folder: Path) -> list[str]:
 
 
 def _copy_grids(out: Path, df: pd.DataFrame, folder: Path) -> list[str]:
+    """Each cell's grid (lowest seed) as grids/<ds>_<model>_r<ratio>.png, plus one side-by-side image per dataset
+    and ratio with every model that has a grid (grids/<ds>_r<ratio>_models.png)."""
     names = []
-    for (ds, model, ratio), g in df.groupby(["dataset", "model", "ratio"]):
-        seed = int(g.seed.min())
-        src = store.Cell(ds, model, float(ratio), seed).folder(out) / "samples.png"
-        if src.exists():
-            name = f"grids/{ds}_{model}_r{ratio:g}.png"
-            with atomic.atomic_path(folder / name) as tmp:
-                shutil.copyfile(src, tmp)
+    for (ds, ratio), part in df.groupby(["dataset", "ratio"]):
+        row = []
+        for model in _model_order(set(part.model)):
+            seed = int(part[part.model == model].seed.min())
+            src = store.Cell(ds, model, float(ratio), seed).folder(out) / "samples.png"
+            if src.exists():
+                name = f"grids/{ds}_{model}_r{ratio:g}.png"
+                with atomic.atomic_path(folder / name) as tmp:
+                    shutil.copyfile(src, tmp)
+                names.append(name)
+                row.append((MODEL_TITLES.get(model, model), folder / name))
+        if len(row) > 1:
+            name = f"grids/{ds}_r{ratio:g}_models.png"
+            _side_by_side(row, f"r = {ratio:g} %", folder / name)
             names.append(name)
     return names
+
+
+def _model_order(models: set[str]) -> list[str]:
+    """The paper's column order (RVQ-VAE, VQ-VAE, GAN, SD-NR-GAN-III, Robust OT), then any other model by name."""
+    known = [m for m in MODEL_TITLES if m in models]
+    return known + sorted(models - set(known))
+
+
+def _side_by_side(grids: list[tuple[str, Path]], caption: str, dest: Path, gap: int = 10, label_h: int = 24) -> None:
+    """Paste labelled grid images left to right on a white canvas (written atomically)."""
+    from PIL import Image, ImageDraw
+
+    images = [Image.open(path).convert("RGB") for _, path in grids]
+    width = sum(im.width for im in images) + gap * (len(images) - 1)
+    canvas = Image.new("RGB", (width, max(im.height for im in images) + label_h), "white")
+    draw, x = ImageDraw.Draw(canvas), 0
+    for (label, _), im in zip(grids, images):
+        canvas.paste(im, (x, label_h))
+        draw.text((x + 4, 6), f"{label}, {caption}", fill="black")
+        x += im.width + gap
+    with atomic.atomic_path(dest) as tmp:
+        canvas.save(tmp, format="PNG")

@@ -47,6 +47,28 @@ def test_table_cells_are_mean_and_ci_over_seeds(grid):
     assert n == 2 and ours["30%"] == f"{m:.2f} ± {hw:.2f}"
 
 
+def test_side_by_side_grid_puts_models_in_the_paper_order(tmp_path):
+    import torch
+    from PIL import Image
+
+    from bench.grids import save_grid
+    from bench.store import Cell
+
+    colours = {"gan": 0, "rvqvae": 255}  # all-black GAN samples, all-white RVQ-VAE samples
+    for model, value in colours.items():
+        save_grid(Cell("facemask", model, 30.0, 0).folder(tmp_path) / "samples.png",
+                  torch.full((4, 3, 16, 16), value, dtype=torch.uint8), upscale=1)
+    df = pd.DataFrame({"dataset": "facemask", "model": ["gan", "rvqvae"], "ratio": 30.0, "seed": 0})
+    names = report._copy_grids(tmp_path, df, tmp_path / "report")
+    assert "grids/facemask_r30_models.png" in names
+    both = Image.open(tmp_path / "report" / "grids" / "facemask_r30_models.png").convert("L")
+    one = Image.open(tmp_path / "report" / "grids" / "facemask_gan_r30.png")
+    assert both.width == 2 * one.width + 10 and both.height == one.height + 24
+    y = 24 + one.height // 2 + 1  # inside a sample, below the label row
+    left, right = both.getpixel((3, y)), both.getpixel((one.width + 10 + 3, y))
+    assert (left, right) == (255, 0)  # RVQ-VAE left of GAN, whatever order the rows came in
+
+
 def test_mean_ci_hand_checked():
     m, hw, n = report.mean_ci([1.0, 2.0, 3.0])
     assert (m, n) == (2.0, 3) and hw == pytest.approx(4.303 * 1.0 / 3**0.5)
