@@ -58,6 +58,11 @@ def git_commit() -> str:
         return ""
 
 
+# Read once, when the process loads this code: a commit made while a grid runs must not be credited to workers
+# that are still running the older code (the row's commit is otherwise read when each cell ends).
+LOADED_COMMIT = git_commit()
+
+
 def set_threads(threads: int, jobs: int) -> int:
     n = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     torch.set_num_threads(n)
@@ -164,7 +169,7 @@ def run_cell(spec: GridSpec, cell: Cell, progress: Progress = null_progress) -> 
         "eval_s": round(eval_s, 2),
         "img_per_s": round(images_seen / train_s, 2) if train_s > 0 else None,
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "commit": git_commit(),
+        "commit": LOADED_COMMIT,
     }
     atomic.write_json(folder / "metrics.json", {"metrics": metrics, "history": history, "row": row})
     atomic.write_json(folder / "done.json", {"row": row})
