@@ -18,7 +18,8 @@ from bench.paper_values import F1, FID, PAPER_MODELS, PCT_INLIERS
 
 DATASET_TITLES = {"facemask": "FaceMask", "roomcrop": "RoomCrop"}
 # the paper's order (Tables 1-4, Figs. 7-8)
-MODEL_TITLES = {"rvqvae": "RVQ-VAE", "vqvae": "VQ-VAE", "robustot": "Robust OT", "gan": "GAN", "sdnrgan3": "SD-NR-GAN-III"}
+MODEL_TITLES = {"rvqvae": "RVQ-VAE", "vqvae": "VQ-VAE", "robustot": "Robust OT", "gan": "GAN",
+                "sdnrgan3": "SD-NR-GAN-III"}
 # two-sided 95 % Student t quantiles, df = 1..30 (beyond: normal 1.96)
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
