@@ -24,4 +24,7 @@ def test_smoke_grid_all_models_then_report(tmp_path, capsys):
     rep = out / "report"
     for name in ["report.md", "fig4.png", "fig4.svg"] + [f"table{i}.{e}" for i in range(1, 6) for e in ("md", "tex", "csv")]:
         assert (rep / name).exists(), name
-    assert len(list((rep / "grids").glob("*.png"))) == len(df)
+    grids = list((rep / "grids").glob("*.png"))
+    side_by_side = [g for g in grids if g.name.endswith("_models.png")]
+    assert len(grids) - len(side_by_side) == len(df)  # one grid per cell
+    assert len(side_by_side) == df.groupby(["dataset", "ratio"]).ngroups  # plus all models per dataset and ratio
