@@ -17,7 +17,7 @@ from bench import atomic, store
 from bench.paper_values import F1, FID, PAPER_MODELS, PCT_INLIERS
 
 DATASET_TITLES = {"facemask": "FaceMask", "roomcrop": "RoomCrop"}
-# the paper's order (Tables 1-4, Figs. 7-8)
+# names for our own labels (PAPER_MODELS holds the paper's names, in its order)
 MODEL_TITLES = {"rvqvae": "RVQ-VAE", "vqvae": "VQ-VAE", "robustot": "Robust OT", "gan": "GAN",
                 "sdnrgan3": "SD-NR-GAN-III"}
 # two-sided 95 % Student t quantiles, df = 1..30 (beyond: normal 1.96)
@@ -101,7 +101,7 @@ def _markdown(df: pd.DataFrame) -> str:
 def _metric_table(df, dataset, metric, paper, ratios, name, title, caption, digits) -> Table:
     t = Table(name, title, caption, digits)
     part = df[df.dataset == dataset]
-    for model in [m for m in PAPER_MODELS if m in set(part.model)] + sorted(set(part.model) - set(PAPER_MODELS)):
+    for model in _model_order(set(part.model)):
         ours, theirs, diff = {}, {}, {}
         for r in ratios:
             vals = part[(part.model == model) & (part.ratio == r)][metric]
@@ -261,7 +261,7 @@ def _copy_grids(out: Path, df: pd.DataFrame, folder: Path) -> list[str]:
 
 def _model_order(models: set[str]) -> list[str]:
     """The paper's order (RVQ-VAE, VQ-VAE, Robust OT, GAN, SD-NR-GAN-III), then any other model by name."""
-    known = [m for m in MODEL_TITLES if m in models]
+    known = [m for m in PAPER_MODELS if m in models]
     return known + sorted(models - set(known))
 
 
