@@ -96,19 +96,32 @@ class GatedPixelCNN(nn.Module):
             nn.Conv2d(cfg.dim, cfg.head_hidden, 1), nn.ReLU(), nn.Conv2d(cfg.head_hidden, cfg.num_codes, 1)
         )
 
-    def forward_embedded(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits B x K x H x W from embedded inputs B x dim x H x W (used by the causality test)."""
+    def _stacks(self, x: torch.Tensor) -> torch.Tensor:
+        """Horizontal-stack output B x dim x H x W of the last layer, from embedded inputs B x dim x H x W."""
         v = h = x
         for layer in self.layers:
             v, h = layer(v, h)
-        return self.head(h)
+        return h
+
+    def forward_embedded(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits B x K x H x W from embedded inputs B x dim x H x W (used by the causality test)."""
+        return self.head(self._stacks(x))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits B x K x H x W for index grids B x H x W; logits at (r, c) depend on indices before (r, c) only."""
         return self.forward_embedded(self.embed(idx).permute(0, 3, 1, 2))
 
     def loss(self, idx: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self(idx), idx)
+        """Mean NLL of the indices, = cross_entropy(self(idx), idx).
+
+        The 1x1-conv head runs as two matmuls over the B*H*W positions, so the K-way log-softmax works on contiguous
+        rows instead of a B x K x H x W tensor: 1.10-1.16x faster steps (medians, benchmarks/bench_vq.py).
+        """
+        h = self._stacks(self.embed(idx).permute(0, 3, 1, 2))
+        x = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        hidden, out = self.head[0], self.head[2]
+        x = F.relu(F.linear(x, hidden.weight.flatten(1), hidden.bias))
+        return F.cross_entropy(F.linear(x, out.weight.flatten(1), out.bias), idx.reshape(-1))
 
     # -- sampling --
     @staticmethod

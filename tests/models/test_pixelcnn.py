@@ -57,3 +57,13 @@ def test_prior_learns_a_deterministic_pattern():
     samples = model.sample(32, grid, torch.Generator().manual_seed(0))
     copies = (samples == samples[:, :1, :1]).float().mean()
     assert copies > 0.8
+
+
+def test_loss_is_the_mean_nll_of_the_full_forward_pass():
+    """The training loss (head as matmuls over positions) equals -mean log softmax(forward(idx))[idx], by hand."""
+    grid = 4
+    model = _model(grid, num_codes=9, dim=8).double()
+    idx = torch.randint(0, 9, (3, grid, grid), generator=torch.Generator().manual_seed(1))
+    logp = model(idx).log_softmax(dim=1)  # B x K x H x W
+    by_hand = -logp.gather(1, idx.unsqueeze(1)).mean()
+    assert torch.allclose(model.loss(idx), by_hand, rtol=1e-12, atol=1e-12)
