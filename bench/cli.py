@@ -1,4 +1,5 @@
-"""Command line: ``bench run | report | eval | data build | models``.
+"""Command line: ``bench run | report | eval | score | check-model | data build | models | datasets``, a thin layer
+over :mod:`bench.api`.
 
 Bad input prints one line (``error: what, where, how to fix``) and exits with status 2, no traceback.
 """
@@ -11,14 +12,16 @@ from pathlib import Path
 
 import click
 
-from bench.config import DEFAULT_PROFILE, PROFILES, load_profile
+from bench.config import PROFILE_NAMES
 from bench.errors import BenchError
 
 _profile_options = [
-    click.option("--profile", default=DEFAULT_PROFILE, show_default=True, help=f"one of {', '.join(PROFILES)}"),
+    click.option("--profile", default=None, help=f"one of {', '.join(PROFILE_NAMES)} (default: the config file's, else cpu)"),
     click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file overriding the profile"),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override one setting, e.g. data.size=32"),
 ]
+_plugin_option = click.option("--plugin", "plugin_refs", multiple=True, metavar="MODULE_OR_FILE.py",
+                              help="import a plug-in (models, datasets, ...) first; also BENCH_PLUGINS=a,b")  # fmt: skip
 
 
 def profile_options(f):
@@ -27,41 +30,32 @@ def profile_options(f):
     return f
 
 
-def parse_ratios(text: str) -> list[float]:
-    """``0,5,10`` or the range form ``0,5,...,30`` -> [0.0, 5.0, ...] (percent)."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        if "..." in parts:
-            i = parts.index("...")
-            if i < 2 or i != len(parts) - 2:
-                raise ValueError
-            a, b, end = float(parts[i - 2]), float(parts[i - 1]), float(parts[i + 1])
-            step = b - a
-            if step <= 0:
-                raise ValueError
-            head = [float(p) for p in parts[: i - 2]]
-            n = int(round((end - a) / step))
-            values = head + [a + k * step for k in range(n + 1) if a + k * step <= end + 1e-9]
-        else:
-            values = [float(p) for p in parts]
-    except ValueError:
-        raise BenchError(f"bad --ratios '{text}': use percents like 0,5,10 or the range form 0,5,...,30") from None
-    if not values:
-        raise BenchError("no ratio given: pass --ratios, e.g. --ratios 0,5,...,30")
-    for v in values:
-        if not 0 <= v < 100:
-            raise BenchError(f"bad outlier ratio {v:g} in --ratios: must be in [0, 100) percent")
-    return values
+def _alias_datasets() -> list[str]:
+    """The paper's datasets get --data-root-NAME aliases of --data-root NAME=PATH."""
+    from bench.datasets import registry
+
+    return registry.defaults()
 
 
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise BenchError(f"bad --seeds '{text}': use integers like 0 or 0,1,2") from None
-    if not seeds:
-        raise BenchError("no seed given: pass --seeds 0")
-    return seeds
+def data_root_options(f):
+    for name in reversed(_alias_datasets()):
+        f = click.option(f"--data-root-{name}", f"data_root_alias_{name.replace('-', '_')}", default=None,
+                         metavar="PATH", help=f"same as --data-root {name}=PATH")(f)  # fmt: skip
+    return click.option("--data-root", "data_roots", multiple=True, metavar="NAME=PATH",
+                        help="a dataset's folder (default: its embedded synthetic data); repeatable")(f)  # fmt: skip
+
+
+def collect_roots(data_roots: tuple[str, ...], kwargs: dict) -> dict[str, str]:
+    from bench import api
+
+    roots = api.parse_data_roots(data_roots)
+    for name in _alias_datasets():
+        value = kwargs.pop(f"data_root_alias_{name.replace('-', '_')}", None)
+        if value is not None:
+            if name in roots and roots[name] != value:
+                raise BenchError(f"--data-root-{name} and --data-root {name}=... disagree: give one of them")
+            roots[name] = value
+    return roots
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,12 +64,34 @@ def cli() -> None:
 
 
 @cli.command()
-def models() -> None:
-    """List the registered models."""
-    from bench import registry
+@_plugin_option
+def models(plugin_refs) -> None:
+    """List the registered models (and where each comes from)."""
+    from bench import plugins, registry
 
+    plugins.load_all(list(plugin_refs))
     for name in registry.names():
-        click.echo(f"{name:10s} {registry.get(name).description}")
+        spec = registry.get(name)
+        tags = [spec.kind] + (["oracle"] if spec.oracle else []) + [plugins.origin(spec.module)]
+        click.echo(f"{name:15s} {spec.title:24s} [{', '.join(tags)}] {spec.description}")
+
+
+@cli.command()
+@_plugin_option
+def datasets(plugin_refs) -> None:
+    """List the registered datasets, corruptions and outlier detectors."""
+    from bench import detectors, plugins
+    from bench.datasets import corruptions, registry
+
+    plugins.load_all(list(plugin_refs))
+    for name in registry.names():
+        spec = registry.get(name)
+        default = ", default" if spec.default else ""
+        click.echo(f"dataset    {name:12s} {spec.title} [{plugins.origin(spec.module)}{default}] {spec.description}")
+    for name in corruptions.names():
+        click.echo(f"corruption {name:12s} {corruptions.get(name).description}")
+    for name in detectors.names():
+        click.echo(f"detector   {name:12s} {detectors.get(name).description}")
 
 
 @cli.group()
@@ -84,31 +100,38 @@ def data() -> None:
 
 
 @data.command("build")
-@click.option("--dataset", required=True, help="facemask or roomcrop")
-@click.option("--data-root", default=None, help="dataset folder (default: the embedded synthetic data)")
+@click.option("--dataset", required=True, help="a registered dataset (bench datasets)")
+@click.option("--data-root", default=None, help="its folder, PATH or NAME=PATH (default: its embedded synthetic data)")
 @click.option("--ratio", required=True, type=float, help="outlier ratio in percent, e.g. 30")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object describing the split")
 @profile_options
-def data_build(dataset, data_root, ratio, seed, out, as_json, profile, config_file, sets) -> None:
+@_plugin_option
+def data_build(dataset, data_root, ratio, seed, out, as_json, profile, config_file, sets, plugin_refs) -> None:
     """Build (or load from cache) one split and write a preview grid PNG."""
     import torch
 
-    from bench.datasets import build_split, describe, resolve_datasets
-    from bench.datasets.split import n_outliers_for
+    from bench import api, plugins
+    from bench.datasets import describe, skipped_line
     from bench.grids import save_grid
 
-    n_outliers_for(ratio, 1)  # validate the ratio before touching any data
-    (dataset,) = resolve_datasets(dataset)
-    prof = load_profile(profile, config_file, sets)
-    out = Path(out)
-    split = build_split(dataset, prof.data, ratio, seed, out / "cache", data_root)
+    plugins.load_all(list(plugin_refs))
+    if data_root is not None and "=" in data_root:
+        roots = api.parse_data_roots([data_root])
+        if set(roots) != {dataset}:
+            raise BenchError(f"--data-root {data_root} names another dataset than --dataset {dataset}")
+        data_root = roots[dataset]
+    split = api.build_split(dataset, ratio, seed, profile=profile, data_root=data_root, out=out, config=config_file,
+                            overrides=_overrides(sets))  # fmt: skip
     inl = torch.nonzero(~split.train_is_outlier)[:32, 0]
     outl = torch.nonzero(split.train_is_outlier)[:32, 0]
-    preview = out / "previews" / f"{dataset}_r{ratio:g}_s{seed}_{prof.data.size}px.png"
+    preview = Path(out) / "previews" / f"{dataset}_r{ratio:g}_s{seed}_{split.size}px.png"
     save_grid(preview, split.train_images[torch.cat([inl, outl])], nrow=16)
-    info = {**describe(split), "preview": str(preview), "profile": prof.name}
+    info = {**describe(split), "preview": str(preview)}
+    skipped = skipped_line(split)
+    if skipped:
+        click.echo(f"note: {skipped}", err=True)
     if as_json:
         click.echo(json.dumps(info, sort_keys=True))
     else:
@@ -118,73 +141,76 @@ def data_build(dataset, data_root, ratio, seed, out, as_json, profile, config_fi
         )
 
 
+def _value(item: str):
+    from bench.config import parse_value
+
+    key, eq, raw = item.partition("=")
+    if not eq or not key.strip():
+        raise BenchError(f"bad --set '{item}': expected KEY=VALUE, e.g. --set data.size=32")
+    return parse_value(raw.strip())
+
+
+def _overrides(sets) -> dict:
+    return {s.partition("=")[0].strip(): _value(s) for s in sets}
+
+
 @cli.command()
 @click.option("--models", "models_", default="all", show_default=True, help="all or a comma list")
-@click.option("--datasets", default="facemask,roomcrop", show_default=True)
+@click.option("--datasets", "datasets_", default=None, help="comma list (default: the paper's datasets)")
 @click.option("--ratios", default="0,5,...,30", show_default=True, help="outlier ratios in percent")
 @click.option("--seeds", default="0", show_default=True)
-@click.option("--data-root-facemask", default=None, help="Face Mask Lite folder (default: synthetic faces)")
-@click.option("--data-root-roomcrop", default=None, help="LSUN bedroom LMDB or image folder (default: synthetic)")
+@data_root_options
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="cells in parallel")
-@click.option("--backend", default="loky", show_default=True, type=click.Choice(["loky", "dask"]))
+@click.option("--jobs", default=1, show_default=True, type=int, help="cells in parallel (worker processes)")
+@click.option("--backend", default="loky", show_default=True, help="loky or dask")
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
-@click.option("--dry-run", is_flag=True, help="list the cells and exit")
+@click.option("--filter", "filters", multiple=True, metavar="DETECTOR:FRACTION",
+              help="train behind a label-free outlier filter, e.g. pca:0.3 (repeatable; 'none' = unfiltered)")
+@click.option("--dry-run", is_flag=True, help="list the cells (done / todo / stale) and exit")
+@click.option("--print-config", is_flag=True, help="print the fully resolved configuration as TOML and exit")
+@click.option("--no-report", is_flag=True, help="do not write the report at the end")
 @click.option("--inception-weights", default=None, help="local InceptionV3 weights file for FID (never downloaded)")
 @profile_options
-def run(models_, datasets, ratios, seeds, data_root_facemask, data_root_roomcrop, out, jobs, backend, scheduler,
-        dry_run, inception_weights, profile, config_file, sets) -> None:  # fmt: skip
-    """Run the grid of models x datasets x ratios x seeds; one row per cell in OUT/runs.csv."""
-    from bench import registry, runner, store
-    from bench.datasets import resolve_datasets
-    from bench.progress import tqdm_progress
+@_plugin_option
+def run(models_, datasets_, ratios, seeds, data_roots, out, jobs, backend, scheduler, filters, dry_run, print_config,
+        no_report, inception_weights, profile, config_file, sets, plugin_refs, **aliases) -> None:  # fmt: skip
+    """Run the grid of models x datasets x ratios x seeds; one row per cell in OUT/runs.csv, then the report."""
+    from bench import api, grid, progress, provenance, store
 
-    prof = load_profile(profile, config_file, sets)
+    roots = collect_roots(data_roots, aliases)
+    overrides = _overrides(sets)
     if inception_weights is not None:
         if not Path(inception_weights).is_file():
             raise BenchError(f"--inception-weights {inception_weights}: file not found")
-        prof.eval.inception_weights = inception_weights
-    names = registry.resolve(models_)
-    for name, overrides in prof.models.items():
-        registry.get(name).make_config(prof.name, overrides)  # reject unknown model settings up front
-    cells = runner.expand(resolve_datasets(datasets), names, parse_ratios(ratios), parse_seeds(seeds))
-    roots = {"facemask": data_root_facemask, "roomcrop": data_root_roomcrop}
-    for ds, root in roots.items():
-        if root is not None and not Path(root).is_dir():
-            raise BenchError(f"--data-root-{ds} {root}: folder not found")
-    spec = runner.GridSpec(prof, Path(out), roots, jobs)
-    if dry_run:
-        for c in cells:
-            state = "done" if store.done_row(c.folder(spec.out)) else "todo"
-            click.echo(f"{state}  {c.key}")
-        click.echo(f"{len(cells)} cells, profile {prof.name}")
+        overrides["eval.inception_weights"] = inception_weights
+    if print_config:
+        click.echo(api.print_config(models_, datasets_, profile=profile, config=config_file, overrides=overrides,
+                                    plugins=plugin_refs), nl=False)  # fmt: skip
         return
-    from tqdm.auto import tqdm
+    spec, planned = api.plan(
+        models_, datasets_, ratios, seeds, profile=profile, out=out, jobs=jobs, data_roots=roots, config=config_file,
+        overrides=overrides, filters=filters or ("none",), plugins=plugin_refs, backend=backend, scheduler=scheduler,
+        command=provenance.command_line(), check_out=not dry_run,
+    )  # fmt: skip
+    if dry_run:
+        click.echo("\n".join(grid.dry_run_lines(planned)))
+        return
+    reporter = progress.for_terminal(jobs)
+    if spec.profile.meaningless:
+        progress.note(reporter, "SMOKE PROFILE: a plumbing check on tiny data and models; its numbers carry no meaning")
+    todo = sum(p.state != "done" for p in planned)
+    progress.note(reporter, f"{len(planned)} cells ({todo} to run, {len(planned) - todo} already done) in {spec.out}")
+    rows = grid.run(spec, planned, reporter)
+    report_path = None
+    if not no_report and (rows or not (spec.out / "report" / "report.md").exists()):
+        from bench import report as report_mod
 
-    show = sys.stderr.isatty()
-    with tqdm(total=len(cells), desc="grid", position=0, disable=not show) as bar:
-        runner.run_grid(spec, cells, on_row=lambda row: bar.update(1), progress=tqdm_progress(1, show),
-                        backend=backend, scheduler=scheduler)  # fmt: skip
-    click.echo(summary_table(spec.out, cells))
+        progress.note(reporter, "writing the report (tables, Fig. 4, sample grids)")
+        report_path = report_mod.write_report(spec.out)
+    from bench import summary
 
-
-def summary_table(out: Path, cells) -> str:
-    """Per dataset: % generated inliers and FID (or the fallback FD) per model and ratio."""
-    from bench import store
-
-    df = store.read_frame(out)
-    if df.empty:
-        return "(no finished cells)"
-    wanted = {(c.dataset, c.model, float(c.ratio), c.seed) for c in cells}
-    df = df[[(d, m, float(r), int(s)) in wanted for d, m, r, s in zip(df.dataset, df.model, df.ratio, df.seed)]]
-    lines = []
-    for ds, part in df.groupby("dataset"):
-        for metric in ("pct_inliers", "fid", "fd_classifier"):
-            if part[metric].notna().any():
-                table = part.pivot_table(index="model", columns="ratio", values=metric, aggfunc="mean")
-                table.columns = [f"{c:g}%" for c in table.columns]
-                lines += [f"\n{ds}: {metric} (mean over seeds)", table.round(2).to_string()]
-    return "\n".join(lines).lstrip("\n")
+    done = [row for p in planned if (row := store.done_row(p.job.folder)) is not None]
+    click.echo(summary.end_of_run(spec, done, report_path))
 
 
 @cli.command("eval")
@@ -192,22 +218,82 @@ def summary_table(out: Path, cells) -> str:
 @click.option("--inception-weights", default=None, help="local InceptionV3 weights file (never downloaded)")
 def eval_(cell_dir, inception_weights) -> None:
     """Re-evaluate a finished cell's stored samples without retraining; updates its row in runs.csv."""
-    from bench import runner
+    from bench import api
 
-    if inception_weights is not None and not Path(inception_weights).is_file():
-        raise BenchError(f"--inception-weights {inception_weights}: file not found")
-    row = runner.reevaluate_cell(Path(cell_dir), inception_weights)
-    click.echo(json.dumps({k: row.get(k) for k in ("dataset", "model", "ratio", "seed", "pct_inliers", "fid",
-                                                   "fid_kind", "fd_classifier", "kid")}))  # fmt: skip
+    row = api.reevaluate(Path(cell_dir), inception_weights)
+    click.echo(json.dumps({k: row.get(k) for k in ("dataset", "model", "variant", "ratio", "seed", "pct_inliers",
+                                                   "robustness", "fid", "fid_kind", "fd_classifier", "kid")}))  # fmt: skip
+
+
+@cli.command()
+@click.argument("samples", type=click.Path())
+@click.option("--dataset", required=True, help="whose protocol (classifier, reference set) scores the samples")
+@click.option("--data-root", "data_roots", multiple=True, metavar="NAME=PATH", help="the dataset's folder")
+@click.option("--seed", default=0, show_default=True, type=int, help="the split / classifier seed")
+@click.option("--ratio", default=None, type=float, help="training outlier ratio (%%): F1 row, robustness, --append-to")
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False), help="cache folder")
+@click.option("--append-to", default=None, type=click.Path(file_okay=False), help="add as an external cell to OUT")
+@click.option("--model-name", default=None, help="name of the external model (with --append-to)")
+@click.option("--json", "as_json", is_flag=True, help="print the row as one JSON object")
+@profile_options
+@_plugin_option
+def score(samples, dataset, data_roots, seed, ratio, out, append_to, model_name, as_json, profile, config_file, sets,
+          plugin_refs) -> None:  # fmt: skip
+    """Score generated images made anywhere (image folder, .npz with 'samples', .pt tensor) as a cell is scored."""
+    from bench import api, plugins, progress
+
+    plugins.load_all(list(plugin_refs))
+    roots = api.parse_data_roots(data_roots)
+    if set(roots) - {dataset}:
+        raise BenchError(f"--data-root names {', '.join(sorted(set(roots) - {dataset}))}, not --dataset {dataset}")
+    result = api.score(samples, dataset, profile=profile, seed=seed, ratio=ratio, data_root=roots.get(dataset),
+                       out=out, append_to=append_to, model_name=model_name, config=config_file,
+                       overrides=_overrides(sets), progress=progress.LineProgress())  # fmt: skip
+    for line in result.get("notes", []):
+        click.echo(f"note: {line}", err=True)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    keys = ("n", "pct_inliers", "robustness", "pct_replay", "pct_replay_inliers", "fid", "fid_kind", "fd_classifier",
+            "kid", "precision", "recall", "classifier_f1")  # fmt: skip
+    click.echo(f"{dataset} protocol, profile {result['profile']}, seed {seed}" + (f", r = {ratio:g} %" if ratio is not None else ""))
+    for k in keys:
+        if k in result:
+            v = result[k]
+            click.echo(f"  {k:20s} {v:.4g}" if isinstance(v, float) else f"  {k:20s} {v}")
+    if result.get("fid") is None:
+        click.echo("  (fid is empty: no local InceptionV3 weights; fd_classifier is a Frechet distance in the "
+                   "classifier's features, not FID)")  # fmt: skip
+    if "cell" in result:
+        click.echo(f"appended as an external cell: {result['cell']}")
+
+
+@cli.command("check-model")
+@click.argument("name")
+@_plugin_option
+def check_model(name, plugin_refs) -> None:
+    """Check a registered model against the contract in seconds (tiny synthetic data); exit 2 if any item fails."""
+    from bench import api
+
+    report = api.check_model(name, plugins=plugin_refs)
+    click.echo("\n".join(report.lines()))
+    if report.failed:
+        raise BenchError(f"check-model {name}: failed: {'; '.join(i.name for i in report.failed)}")
 
 
 @cli.command()
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
-def report(out) -> None:
-    """Regenerate Tables 1-5, Fig. 4 and sample grids from OUT/runs.csv (never retrains)."""
+@_plugin_option
+def report(out, plugin_refs) -> None:
+    """Regenerate the tables, Fig. 4 and sample grids from OUT's cells (never retrains)."""
+    from bench import plugins
     from bench import report as report_mod
 
-    path = report_mod.write_report(Path(out))
+    plugins.load_all(list(plugin_refs))
+    out = Path(out)
+    if not out.is_dir():
+        raise BenchError(f"results folder not found: {out} (pass the --out of a 'bench run')")
+    path = report_mod.write_report(out, echo=lambda line: click.echo(line, err=True))
     click.echo(f"report written to {path}")
 
 
@@ -227,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("interrupted", err=True)
         return 130
     return 0
-
 
 
 def entry() -> None:

@@ -1,8 +1,9 @@
-"""Profiles (``smoke``, ``cpu``, ``paper``) as dataclasses, with TOML and ``--set key=value`` overrides.
+"""Profiles (``smoke``, ``demo``, ``cpu``, ``paper``) as dataclasses, with TOML and ``--set key=value`` overrides.
 
-A profile fixes the data protocol (resolution, counts, RoomCrop corruption), the evaluation budget and run
-settings. Per-model hyper-parameters live with each model (its config dataclass and per-profile defaults in
-the registry); a profile may override them under ``models.<name>.<field>``.
+A profile fixes the data protocol (resolution, and per dataset its counts and settings, which each dataset registers
+for every profile), the evaluation budget and run settings. Per-model hyper-parameters live with each model (its
+config dataclass and per-profile defaults in the model registry); a profile may override them under
+``models.<name>.<field>``. Every override is type- and range-checked before any work starts.
 """
 
 from __future__ import annotations
@@ -14,34 +15,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import fields
 from bench.errors import BenchError
 
-
-@dataclass
-class DatasetCounts:
-    """How many images of one dataset each set gets. Held-out sets never overlap the training images."""
-
-    inliers: int  # training inliers (all of them in every cell; outliers are added to reach the ratio)
-    classifier_train_per_class: int
-    classifier_test_per_class: int
-    reference: int  # real inliers for FID / KID / precision-recall
-    pool_per_half: int = 0  # RoomCrop only: bedrooms in each of the two disjoint halves (inlier / outlier pool)
+PROFILE_NAMES = ("smoke", "demo", "cpu", "paper")
+DEFAULT_PROFILE = "cpu"
+PROFILE_PURPOSE = {
+    "smoke": "CI plumbing check: tiny data and models, the numbers carry no meaning",
+    "demo": "the phenomenon in minutes on the embedded synthetic data: synthetic data and tiny models",
+    "cpu": "a laptop: 32 px, a few thousand images, one dataset's grid in about an hour on 2 cores",
+    "paper": "the paper's protocol (64 px, 400 epochs, batch 10): a GPU",
+}
 
 
 @dataclass
 class DataConfig:
+    """Resolution, and one settings object per registered dataset (``data.<dataset>.<field>``)."""
+
     size: int = 64
-    # FaceMask (paper §4.2): all 10,000 unmasked faces are training inliers; masked faces are outliers.
-    facemask: DatasetCounts = field(default_factory=lambda: DatasetCounts(10_000, 2_000, 1_000, 5_000))
-    # RoomCrop (paper §4.2): 30,000 inliers and a 30,000 outlier pool (plus what the held-out sets need).
-    roomcrop: DatasetCounts = field(default_factory=lambda: DatasetCounts(30_000, 2_000, 1_000, 5_000, 38_000))
-    # RoomCrop corruption. "side": each rectangle side drawn from [rect_min, rect_max] px at 64x64 (scaled
-    # with resolution); "area": rectangle area drawn from [rect_min, rect_max] px^2 at 64x64 (scaled).
-    rect_reading: str = "side"
-    rect_min: float = 15.0
-    rect_max: float = 25.0
-    rects_min: int = 1
-    rects_max: int = 3
+    datasets: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        fields.require(self.size >= 8 and self.size % 4 == 0, f"size must be a multiple of 4 and at least 8 (e.g. 16, 32, 64), got {self.size}")
+
+    def dataset(self, name: str) -> Any:
+        if name not in self.datasets:
+            from bench.datasets import registry
+
+            registry.get(name)  # unknown name: the registry's message
+            raise BenchError(f"dataset '{name}' was registered after this profile was loaded: load plug-ins first")
+        return self.datasets[name]
+
+    def __getattr__(self, name: str) -> Any:  # data.facemask, data.roomcrop, ... as attributes
+        if name.startswith("__") or name == "datasets":
+            raise AttributeError(name)
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 @dataclass
@@ -56,6 +67,11 @@ class EvalConfig:
     # Local InceptionV3 weights (torch-fidelity's pt_inception-2015-12-05 file); None = look in TORCH_HOME.
     inception_weights: str | None = None
 
+    def __post_init__(self) -> None:
+        fields.require_positive(self, ("max_generated", "classifier_epochs", "classifier_batch", "classifier_lr",
+                                       "feature_batch"))  # fmt: skip
+        fields.require(self.kid_subset_size >= 2, f"kid_subset_size must be at least 2, got {self.kid_subset_size}")
+
 
 @dataclass
 class RunConfig:
@@ -67,6 +83,10 @@ class RunConfig:
     # Where models train and sample: "cpu", "cuda" or "cuda:N". Data, classifier and metrics stay on the CPU.
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        fields.require_non_negative(self, ("threads", "grid_samples"))
+        fields.require_positive(self, ("checkpoint_every_s",))
+
 
 @dataclass
 class Profile:
@@ -74,55 +94,74 @@ class Profile:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
-    # Per-model hyper-parameter overrides: {"rvqvae": {"eta": 0.1}, ...}; validated by the registry.
+    # Per-model hyper-parameter overrides: {"rvqvae": {"eta": 0.1}, ...}; validated by the model registry.
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def meaningless(self) -> bool:
+        """True for the CI plumbing profile: its numbers must be labelled as carrying no meaning."""
+        return self.name == "smoke"
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = {"size": self.data.size, **{n: dataclasses.asdict(s) for n, s in sorted(self.data.datasets.items())}}
+        return {"name": self.name, "data": data, "eval": dataclasses.asdict(self.eval),
+                "run": dataclasses.asdict(self.run), "models": copy.deepcopy(self.models)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Profile":
+        """Inverse of ``to_dict`` (a stored cell's settings, or a profile sent to a worker process)."""
+        from bench.datasets import registry
+
+        try:
+            data = dict(d["data"])
+            size = data.pop("size")
+            datasets = {}
+            for name, values in data.items():
+                spec = registry.get(name)
+                datasets[name] = fields.build(spec.settings_cls, dict(values), f"data.{name}")
+            return cls(
+                name=d["name"], data=fields.build(DataConfig, {"size": size, "datasets": datasets}, "data"),
+                eval=fields.build(EvalConfig, dict(d["eval"]), "eval"), run=fields.build(RunConfig, dict(d["run"]), "run"),
+                models=copy.deepcopy(dict(d.get("models", {}))),
+            )  # fmt: skip
+        except (KeyError, TypeError, AttributeError) as e:
+            raise BenchError(f"stored settings are incomplete or from an older version ({type(e).__name__}: {e})") from None
 
 
-def _paper() -> Profile:
-    """The paper's protocol (§4.2, §4.3): 64x64, FaceMask 10k inliers, RoomCrop 30k/30k, 400 epochs, batch 10."""
-    return Profile(name="paper")
+def _profile_base(name: str) -> Profile:
+    """The profile's own fields; dataset settings are added from the dataset registry."""
+    if name == "paper":  # §4.2, §4.3: 64x64, FaceMask 10k inliers, RoomCrop 30k/30k, 400 epochs, batch 10
+        return Profile(name="paper")
+    if name == "cpu":  # 32x32 and a few thousand inliers (counts sized for the stand-ins in ../shared/data)
+        return Profile(
+            name="cpu", data=DataConfig(size=32),
+            eval=EvalConfig(max_generated=3_000, classifier_epochs=15, kid_subset_size=500),
+            run=RunConfig(checkpoint_every_s=120.0),
+        )  # fmt: skip
+    if name == "demo":  # the README's main job: see docs/demo-profile.md
+        return Profile(
+            name="demo", data=DataConfig(size=16),
+            eval=EvalConfig(max_generated=120, classifier_epochs=40, classifier_batch=32, feature_batch=60,
+                            kid_subset_size=50),
+            run=RunConfig(threads=1, checkpoint_every_s=30.0, grid_samples=36),
+        )  # fmt: skip
+    if name == "smoke":  # CI: 16x16, ~150 training images, one or two epochs; seconds per cell
+        return Profile(
+            name="smoke", data=DataConfig(size=16),
+            eval=EvalConfig(max_generated=120, classifier_epochs=40, classifier_batch=32, feature_batch=60,
+                            kid_subset_size=50),
+            run=RunConfig(threads=1, checkpoint_every_s=30.0, grid_samples=36),  # tiny nets gain nothing from 2 threads
+        )  # fmt: skip
+    raise BenchError(f"unknown profile '{name}': choose one of {', '.join(PROFILE_NAMES)}")
 
 
-def _cpu() -> Profile:
-    """32x32 and a few thousand inliers: one dataset's whole grid in about 2 h on 2 cores.
+def default_profile(name: str) -> Profile:
+    """Profile ``name`` with every registered dataset's defaults and no overrides."""
+    from bench.datasets import registry
 
-    Counts fit the stand-ins in ../shared/data: FaceMask uses 3,000+900+500+1,400 = 5,800 of 5,932 unmasked
-    and at most 1,286+900+500 = 2,686 of 5,710 masked faces; RoomCrop's 5,000 bedrooms split into halves of
-    2,500: 1,200+400+250+600 = 2,450 inliers and at most 514+400+250 outliers.
-    """
-    return Profile(
-        name="cpu",
-        data=DataConfig(
-            size=32,
-            facemask=DatasetCounts(3_000, 900, 500, 1_400),
-            roomcrop=DatasetCounts(1_200, 400, 250, 600, 2_500),
-        ),
-        eval=EvalConfig(max_generated=3_000, classifier_epochs=15, kid_subset_size=500),
-        run=RunConfig(checkpoint_every_s=120.0),
-    )
-
-
-def _smoke() -> Profile:
-    """CI: 16x16, ~150 training images, one or two epochs; seconds per cell."""
-    return Profile(
-        name="smoke",
-        data=DataConfig(
-            size=16,
-            facemask=DatasetCounts(120, 60, 40, 60),
-            roomcrop=DatasetCounts(120, 60, 40, 60, 300),
-        ),
-        eval=EvalConfig(
-            max_generated=120, classifier_epochs=40, classifier_batch=32, feature_batch=60, kid_subset_size=50
-        ),
-        run=RunConfig(threads=1, checkpoint_every_s=30.0, grid_samples=36),  # tiny nets gain nothing from 2 threads
-    )
-
-
-PROFILES = {"smoke": _smoke, "cpu": _cpu, "paper": _paper}
-DEFAULT_PROFILE = "cpu"
+    profile = _profile_base(name)
+    profile.data.datasets = {n: registry.get(n).settings_for(name) for n in registry.names()}
+    return profile
 
 
 def parse_value(text: str) -> Any:
@@ -133,49 +172,46 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _unknown(key: str, head: str, known: list[str]) -> BenchError:
+    hint = ""
+    if key.startswith("data.rect"):
+        hint = " (RoomCrop's rectangles are data.roomcrop.params.reading / min / max / count_min / count_max)"
+    return BenchError(f"unknown setting '{key}': '{head}' is not one of: {', '.join(known)}{hint}")
+
+
 def _apply(target: Any, key: str, dotted: str, value: Any) -> None:
-    """Set ``dotted`` (relative path) on a dataclass, checking the field exists and the type fits."""
+    """Set ``dotted`` (relative path) on a dataclass or dict, checking the field exists and the type fits."""
     head, _, rest = dotted.partition(".")
-    if isinstance(target, dict):  # the free-form models section: models.<name>.<field>
-        if not rest:
-            raise BenchError(f"bad setting '{key}': expected models.<model>.<field>=VALUE")
-        target.setdefault(head, {})[rest] = value
+    if isinstance(target, DataConfig) and head in target.datasets:
+        target = target.datasets  # data.<dataset>.<field>
+    if isinstance(target, Profile) and head == "models" and rest.count(".") != 1:
+        raise BenchError(f"bad setting '{key}': expected models.<model>.<field>=VALUE")
+    if isinstance(target, dict):  # free-form tables (model overrides, corruption params): checked by their owner
+        current = target.get(head)
+        if rest:
+            if not (dataclasses.is_dataclass(current) or isinstance(current, dict)):
+                target[head] = current = {}
+            _apply(current, key, rest, value)
+        elif dataclasses.is_dataclass(current) or isinstance(current, dict):
+            raise BenchError(f"bad setting '{key}': name a field inside '{head}', e.g. {key}.<field>=VALUE")
+        else:
+            target[head] = value
         return
     names = {f.name: f for f in dataclasses.fields(target)}
+    if isinstance(target, DataConfig):
+        names.pop("datasets")
     if head not in names or head == "name":
-        known = ", ".join(n for n in names if n != "name")
-        raise BenchError(f"unknown setting '{key}': '{head}' is not one of: {known}")
+        known = [n for n in names if n != "name"] + (sorted(target.datasets) if isinstance(target, DataConfig) else [])
+        raise _unknown(key, head, known)
     current = getattr(target, head)
     if rest:
         if not (dataclasses.is_dataclass(current) or isinstance(current, dict)):
             raise BenchError(f"unknown setting '{key}': '{head}' has no fields")
         _apply(current, key, rest, value)
         return
-    if dataclasses.is_dataclass(current) or isinstance(current, dict):
+    if dataclasses.is_dataclass(current) or (isinstance(current, dict) and head != "params"):
         raise BenchError(f"bad setting '{key}': name a field inside '{head}', e.g. {head}.<field>=VALUE")
-    setattr(target, head, _coerce(key, current, value))
-
-
-def _coerce(key: str, current: Any, value: Any) -> Any:
-    if current is None or value is None:
-        return value
-    if isinstance(current, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(current, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(current, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif isinstance(current, str):
-        if isinstance(value, str):
-            return value
-    else:
-        return value
-    raise BenchError(
-        f"bad value for '{key}': {value!r} is not a {type(current).__name__} (e.g. --set {key}={current!r})"
-    )
+    setattr(target, head, fields.coerce(key, current, value))
 
 
 def _flatten(prefix: str, table: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -189,61 +225,71 @@ def _flatten(prefix: str, table: dict[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"config file not found: {path} (pass an existing TOML file to --config)") from None
+    except IsADirectoryError:
+        raise BenchError(f"config file {path} is a folder: pass a TOML file to --config") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BenchError(f"config file {path} is not valid TOML: {e}") from None
+
+
 def load_profile(
-    name: str = DEFAULT_PROFILE, config_file: str | Path | None = None, sets: list[str] | tuple[str, ...] = ()
+    name: str | None = None,
+    config_file: str | Path | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    overrides: dict[str, Any] | None = None,
 ) -> Profile:
-    """Profile ``name``, then the TOML file's tables, then each ``key=value`` in ``sets`` (later wins)."""
-    if name not in PROFILES:
-        raise BenchError(f"unknown profile '{name}': choose one of {', '.join(PROFILES)}")
-    profile = PROFILES[name]()
-    if config_file is not None:
-        path = Path(config_file)
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BenchError(f"config file not found: {path} (pass an existing TOML file to --config)") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise BenchError(f"config file {path} is not valid TOML: {e}") from None
-        table.pop("profile", None)
-        for key, value in _flatten("", table):
-            _apply(profile, key, key, value)
+    """Profile ``name`` (or the config file's ``profile = "..."``, or the default), then the TOML file's tables, then
+    each ``key=value`` in ``sets``, then ``overrides`` ({dotted key: value}; later wins). Everything is checked here,
+    before any work."""
+    table = read_toml(config_file) if config_file is not None else {}
+    file_profile = table.pop("profile", None)
+    if file_profile is not None and not isinstance(file_profile, str):
+        raise BenchError(f"config file {config_file}: profile must be a string, e.g. profile = \"cpu\"")
+    if name is not None and file_profile is not None and name != file_profile:
+        raise BenchError(
+            f"--profile {name} disagrees with profile = \"{file_profile}\" in {config_file}: drop one of the two"
+        )
+    name = name or file_profile or DEFAULT_PROFILE
+    if name not in PROFILE_NAMES:
+        raise BenchError(f"unknown profile '{name}': choose one of {', '.join(PROFILE_NAMES)}")
+    profile = default_profile(name)
+    for key, value in _flatten("", table):
+        _apply(profile, key, key, value)
     for item in sets:
         key, eq, raw = item.partition("=")
         key = key.strip()
         if not eq or not key:
             raise BenchError(f"bad --set '{item}': expected KEY=VALUE, e.g. --set data.size=32")
         _apply(profile, key, key, parse_value(raw.strip()))
-    validate(profile)
+    for key, value in (overrides or {}).items():
+        _apply(profile, key, key, value)
+    profile = validate(profile)
     return copy.deepcopy(profile)
 
 
-def profile_from_dict(d: dict[str, Any]) -> Profile:
-    """Inverse of ``Profile.to_dict`` (used to re-evaluate a stored cell with the settings it ran with)."""
-    data = dict(d["data"])
-    for ds in ("facemask", "roomcrop"):
-        data[ds] = DatasetCounts(**data[ds])
-    return Profile(
-        name=d["name"], data=DataConfig(**data), eval=EvalConfig(**d["eval"]), run=RunConfig(**d["run"]),
-        models=dict(d.get("models", {})),
+def validate(p: Profile) -> Profile:
+    """Every part rebuilt through its dataclass (types and ranges), model overrides checked by their models."""
+    from bench import registry
+
+    p.data = fields.build(
+        DataConfig,
+        {"size": p.data.size, "datasets": {n: fields.build(type(s), dataclasses.asdict(s), f"data.{n}")
+                                           for n, s in p.data.datasets.items()}},
+        "data",
     )  # fmt: skip
-
-
-def validate(p: Profile) -> None:
+    p.eval = fields.build(EvalConfig, dataclasses.asdict(p.eval), "eval")
+    p.run = fields.build(RunConfig, dataclasses.asdict(p.run), "run")
     validate_device(p.run.device)
-    d = p.data
-    if d.size < 8 or d.size % 4:
-        raise BenchError(f"bad data.size={d.size}: must be a multiple of 4 and at least 8 (e.g. 16, 32, 64)")
-    for ds in ("facemask", "roomcrop"):
-        for f in dataclasses.fields(DatasetCounts):
-            value = getattr(getattr(d, ds), f.name)
-            if value < 1 and not (f.name == "pool_per_half" and ds == "facemask"):
-                raise BenchError(f"bad data.{ds}.{f.name}={value}: must be a positive count")
-    if d.rect_reading not in ("side", "area"):
-        raise BenchError(f"bad data.rect_reading='{d.rect_reading}': choose 'side' or 'area'")
-    if not 0 < d.rect_min <= d.rect_max:
-        raise BenchError(f"bad rectangle range [{d.rect_min}, {d.rect_max}]: need 0 < data.rect_min <= data.rect_max")
-    if not 1 <= d.rects_min <= d.rects_max:
-        raise BenchError(f"bad rectangle count [{d.rects_min}, {d.rects_max}]: need 1 <= rects_min <= rects_max")
+    for model, overrides in p.models.items():
+        if not isinstance(overrides, dict):
+            raise BenchError(f"bad setting 'models.{model}': expected models.<model>.<field>=VALUE")
+        registry.get(model).make_config(p.name, overrides)
+    return p
 
 
 def validate_device(device: str) -> None:
@@ -259,3 +305,50 @@ def validate_device(device: str) -> None:
         raise BenchError(f"run.device='{device}' but torch sees no CUDA device here: use --set run.device=cpu")
     if index and int(index) >= torch.cuda.device_count():
         raise BenchError(f"run.device='{device}' but only {torch.cuda.device_count()} CUDA device(s) exist")
+
+
+# ------------------------------------------------------------------------------------------------ TOML out
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise BenchError(f"cannot write {type(v).__name__} value {v!r} as TOML")
+
+
+def _toml_table(lines: list[str], name: str, table: dict[str, Any]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict) and v is not None}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if scalars or not tables:
+        lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
+    for k, v in tables.items():
+        _toml_table(lines, f"{name}.{k}", v)
+
+
+def to_toml(profile: Profile, models: list[str], datasets: list[str]) -> str:
+    """The fully resolved configuration as TOML: fed back through ``--config``, it reproduces the same cells."""
+    from bench import registry
+
+    d = profile.to_dict()
+    lines = [f"# robust-gen-bench resolved configuration ({PROFILE_PURPOSE[profile.name]})",
+             f'profile = "{profile.name}"']  # fmt: skip
+    data = {"size": d["data"]["size"]}
+    for name in datasets:
+        s = profile.data.dataset(name)
+        values = dataclasses.asdict(s)
+        if hasattr(s, "corruption_params"):  # write the corruption's full parameters, not only the overrides
+            values["params"] = dataclasses.asdict(s.corruption_params())
+        data[name] = values
+    _toml_table(lines, "data", data)
+    _toml_table(lines, "eval", d["eval"])
+    _toml_table(lines, "run", d["run"])
+    for m in models:
+        cfg = registry.get(m).make_config(profile.name, profile.models.get(m))
+        _toml_table(lines, f"models.{m}", dataclasses.asdict(cfg))
+    return "\n".join(lines).strip() + "\n"

@@ -112,3 +112,76 @@ def flag_metrics(
         "recall_ceiling": min(1.0, eta / r) if r > 0 else None,
         "precision_ceiling": min(1.0, r / eta) if eta > 0 else None,
     }
+
+
+# ------------------------------------------------------------------ registry (interim; the detectors branch extends it)
+import dataclasses  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Callable  # noqa: E402
+
+from bench import fields as _fields  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    fn: Callable[[torch.Tensor, Any, int], torch.Tensor]
+    params_cls: type
+    description: str = ""
+
+    def make_params(self, overrides: dict[str, Any] | None = None) -> Any:
+        return _fields.build(self.params_cls, dict(overrides or {}), f"detector {self.name}")
+
+    def score(self, images: torch.Tensor, params: Any = None, seed: int = 0) -> torch.Tensor:
+        params = self.make_params() if params is None else params
+        return torch.as_tensor(self.fn(images, params, seed)).detach().double().flatten()
+
+
+_DETECTORS: dict[str, DetectorSpec] = {}
+
+
+def register_detector(name: str, *, params: type, description: str = "") -> Callable:
+    def deco(fn: Callable) -> Callable:
+        if name in _DETECTORS and _DETECTORS[name].fn.__qualname__ != fn.__qualname__:
+            raise BenchError(f"detector name '{name}' is already registered")
+        _DETECTORS[name] = DetectorSpec(name, fn, params, description or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return deco
+
+
+def names() -> list[str]:
+    return sorted(_DETECTORS)
+
+
+def get(name: str) -> DetectorSpec:
+    if name not in _DETECTORS:
+        raise BenchError(f"unknown detector '{name}': choose from {', '.join(names())}")
+    return _DETECTORS[name]
+
+
+def make_params(name: str, overrides: dict[str, Any] | None = None) -> Any:
+    return get(name).make_params(overrides)
+
+
+@dataclass(frozen=True)
+class _NoParams:
+    pass
+
+
+@dataclass(frozen=True)
+class _PCAParams:
+    k: int = 8
+
+
+@register_detector("mean", params=_NoParams)
+def _mean(images: torch.Tensor, params: Any, seed: int) -> torch.Tensor:
+    """Euclidean distance to the mean training image."""
+    return mean_distance_scores(images)
+
+
+@register_detector("pca", params=_PCAParams)
+def _pca(images: torch.Tensor, params: Any, seed: int) -> torch.Tensor:
+    """Residual norm after projecting onto the top-k principal components."""
+    return pca_residual_scores(images, params.k)

@@ -1,12 +1,15 @@
-"""Progress reporting: a factory ``progress(total, desc)`` returning a context-managed bar.
+"""Progress reporting: a factory ``progress(total, desc)`` returning a context-managed bar, plus ``note(msg)``.
 
 Models call ``with progress(total=epochs, desc="rvqvae train") as bar: bar.update(1); bar.set_postfix(...)``.
+Three kinds: tqdm bars on a terminal, counted lines (``LineProgress``: a line when a phase starts, at most every
+``every_s`` seconds while it runs, and when it ends; for pipes, logs and parallel workers) and silence.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Protocol
+import time
+from typing import Any, Protocol, TextIO
 
 
 class Bar(Protocol):
@@ -34,17 +37,112 @@ class _NullBar:
         pass
 
 
-def null_progress(total: int, desc: str) -> Bar:
-    return _NullBar()
+class NullProgress:
+    """Says nothing."""
+
+    def __call__(self, total: int, desc: str) -> _NullBar:
+        return _NullBar()
+
+    def note(self, message: str) -> None:
+        pass
+
+
+null_progress = NullProgress()
+
+
+def note(progress: Any, message: str) -> None:
+    """One phase line through ``progress`` if it can print lines (plug-in progress objects may not)."""
+    fn = getattr(progress, "note", None)
+    if fn is not None:
+        fn(message)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+class _LineBar:
+    def __init__(self, owner: "LineProgress", total: int, desc: str):
+        self.owner, self.total, self.desc = owner, max(0, int(total)), desc
+        self.n, self.postfix = 0, ""
+        self.t0 = self.last = time.monotonic()
+
+    def _print(self, final: bool = False) -> None:
+        now = time.monotonic()
+        pct = f" ({100 * self.n / self.total:.0f} %)" if self.total else ""
+        rest = f" {self.postfix}" if self.postfix else ""
+        took = f" done in {now - self.t0:.1f} s" if final else ""
+        self.owner.note(f"{self.desc} {self.n}/{self.total}{pct}{rest}{took}")
+        self.last = now
+
+    def __enter__(self) -> "_LineBar":
+        self._print()
+        return self
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.monotonic() - self.last >= self.owner.every_s and self.n < self.total:
+            self._print()
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        items = {**(ordered_dict or {}), **kwargs}
+        self.postfix = " ".join(f"{k}={v}" for k, v in items.items())
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None:
+            self._print(final=True)
+
+
+class LineProgress:
+    """Counted lines on ``stream``: ``[mm:ss] prefix desc n/total (pct) ...`` every ``every_s`` seconds at most."""
+
+    def __init__(self, prefix: str = "", every_s: float = 5.0, stream: TextIO | None = None):
+        self.prefix, self.every_s, self.stream = prefix, every_s, stream
+        self.t0 = time.monotonic()
+
+    def __call__(self, total: int, desc: str) -> _LineBar:
+        return _LineBar(self, total, desc)
+
+    def note(self, message: str) -> None:
+        stream = self.stream or sys.stderr
+        head = f"[{_clock(time.monotonic() - self.t0)}] {self.prefix}"
+        print(f"{head}{message}", file=stream, flush=True)
+
+    def child(self, prefix: str, every_s: float | None = None) -> "LineProgress":
+        """Lines of one cell, with its own prefix and the same clock."""
+        out = LineProgress(prefix, self.every_s if every_s is None else every_s, self.stream)
+        out.t0 = self.t0
+        return out
+
+
+class TqdmProgress:
+    """tqdm bars on stderr (nested under a grid bar at ``position``); notes are written above the bars."""
+
+    def __init__(self, position: int = 1):
+        self.position = position
+        self.t0 = time.monotonic()
+
+    def __call__(self, total: int, desc: str) -> Bar:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, position=self.position, leave=False, dynamic_ncols=True)
+
+    def note(self, message: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"[{_clock(time.monotonic() - self.t0)}] {message}", file=sys.stderr)
+
+    def child(self, prefix: str, every_s: float | None = None) -> "TqdmProgress":
+        return self
+
+
+def for_terminal(jobs: int = 1) -> LineProgress | TqdmProgress:
+    """Bars on an interactive terminal with one job, counted lines otherwise (pipes, logs, parallel workers)."""
+    return TqdmProgress() if sys.stderr.isatty() and jobs <= 1 else LineProgress()
 
 
 def tqdm_progress(position: int = 1, enabled: bool | None = None) -> Progress:
-    """tqdm bars on stderr (nested under the grid bar at ``position``); disabled when stderr is no terminal."""
-    from tqdm.auto import tqdm
-
+    """Kept for scripts: tqdm bars when stderr is a terminal (or ``enabled``), silence otherwise."""
     show = sys.stderr.isatty() if enabled is None else enabled
-
-    def make(total: int, desc: str) -> Bar:
-        return tqdm(total=total, desc=desc, position=position, leave=False, disable=not show, dynamic_ncols=True)
-
-    return make
+    return TqdmProgress(position) if show else null_progress

@@ -1,6 +1,10 @@
 """Model registry: ``@register_model("name", config=Cfg, profiles={...})`` on a GenerativeModel subclass.
 
-Every module in ``bench/models/`` is imported on first use, so adding a model is one file with one decorator.
+Every module in ``bench/models/`` is imported on first use, so adding a built-in model is one file with one
+decorator; plug-ins (entry points, ``--plugin``, ``BENCH_PLUGINS``) register theirs the same way. Registration checks
+the contract up front: a GenerativeModel subclass, a config dataclass, settings for every profile (or an explicit
+``"profile": "other profile"`` inheritance) whose values type-check against the config. Titles and the paper's
+order live here, with each model, and nowhere else.
 """
 
 from __future__ import annotations
@@ -8,10 +12,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from bench import fields
 from bench.errors import BenchError
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+KINDS = ("model", "reference")
 
 
 @dataclass(frozen=True)
@@ -22,19 +31,17 @@ class ModelSpec:
     # Per-profile defaults layered over the config dataclass's own defaults (which are the paper's values).
     profile_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
+    title: str = ""  # how reports name it
+    paper_name: str | None = None  # its name in the paper's tables (the key of a dataset's paper values)
+    paper_rank: int | None = None  # position in the paper's model order (reports list models in that order)
+    kind: str = "model"  # "model" or "reference" (reference generators: set apart in reports)
+    oracle: bool = False  # trains on the outlier labels by design (a ceiling, never a method)
+    module: str = ""
 
     def make_config(self, profile: str, overrides: dict[str, Any] | None = None) -> Any:
+        defaults = fields.field_defaults(self.config_cls)
         values = {**self.profile_defaults.get(profile, {}), **(overrides or {})}
-        known = {f.name for f in dataclasses.fields(self.config_cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise BenchError(
-                f"unknown setting models.{self.name}.{unknown[0]}: {self.name} has {', '.join(sorted(known))}"
-            )
-        try:
-            return self.config_cls(**values)
-        except (ValueError, TypeError) as e:  # a config's own validation, e.g. an unknown loss variant
-            raise BenchError(f"bad setting for models.{self.name}: {e}") from None
+        return fields.build(self.config_cls, values, f"models.{self.name}", reference=defaults)
 
     def build(self, profile: str, image_size: int, overrides: dict[str, Any] | None = None) -> Any:
         return self.cls(self.make_config(profile, overrides), image_size)
@@ -45,44 +52,142 @@ _loaded = False
 
 
 def register_model(
-    name: str, *, config: type, profiles: dict[str, dict[str, Any]] | None = None, description: str = ""
+    name: str,
+    *,
+    config: type,
+    profiles: dict[str, Any] | None = None,
+    description: str = "",
+    title: str | None = None,
+    paper_name: str | None = None,
+    paper_rank: int | None = None,
+    kind: str = "model",
+    oracle: bool = False,
 ) -> Callable[[type], type]:
+    """Register a GenerativeModel subclass under ``name``.
+
+    ``profiles`` maps every profile (``bench.config.PROFILE_NAMES``) to its overrides of the config's defaults (the
+    paper's values), or to the name of another profile to inherit from, e.g. ``{"paper": {}, "cpu": {"epochs": 8},
+    "smoke": {"epochs": 1}, "demo": "smoke"}``.
+    """
+    from bench.config import PROFILE_NAMES
+    from bench.models.base import GenerativeModel
+
     def deco(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise ValueError(f"model name '{name}' registered twice")
+        where = f"model '{name}' ({getattr(cls, '__module__', '?')})"
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise BenchError(f"bad model name {name!r}: use lower-case letters, digits, - or _ (at most 40)")
+        if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+            raise BenchError(f"{where}: register_model decorates a bench.api.GenerativeModel subclass, got {cls!r}")
+        missing = [m for m in ("fit", "sample", "state_dict", "load_state_dict") if m in getattr(cls, "__abstractmethods__", ())]
+        if missing:
+            raise BenchError(f"{where} does not implement {', '.join(missing)}: see bench.api.GenerativeModel")
+        if not dataclasses.is_dataclass(config):
+            raise BenchError(f"{where}: config must be a dataclass, got {config!r}")
+        if kind not in KINDS:
+            raise BenchError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        resolved = _resolve_profiles(profiles, PROFILE_NAMES, where)
+        old = _REGISTRY.get(name)
+        if old is not None and old.cls.__qualname__ != cls.__qualname__:
+            raise BenchError(f"{where}: the name '{name}' is taken by {old.cls.__module__}.{old.cls.__qualname__}")
+        spec = ModelSpec(
+            name, cls, config, resolved, description or (cls.__doc__ or "").strip().split("\n")[0],
+            title or name, paper_name, paper_rank, kind, oracle, cls.__module__,
+        )  # fmt: skip
+        for p in PROFILE_NAMES:  # every profile's settings must build (types, ranges) now, not in a worker later
+            try:
+                spec.make_config(p)
+            except BenchError as e:
+                raise BenchError(f"{where}, profile '{p}': {e}") from None
         cls.name = name
-        _REGISTRY[name] = ModelSpec(name, cls, config, dict(profiles or {}), description or (cls.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[name] = spec
         return cls
 
     return deco
+
+
+def _resolve_profiles(profiles: Any, names: tuple[str, ...], where: str) -> dict[str, dict[str, Any]]:
+    if profiles is None:
+        profiles = {}
+    if not isinstance(profiles, dict):
+        raise BenchError(f"{where}: profiles must be a dict of profile name -> settings")
+    unknown = sorted(set(profiles) - set(names))
+    if unknown:
+        raise BenchError(f"{where}: unknown profile '{unknown[0]}' (profiles: {', '.join(names)})")
+    missing = [p for p in names if p not in profiles]
+    if missing:
+        raise BenchError(
+            f"{where} has no settings for profile(s) {', '.join(missing)}: give each one, e.g. "
+            f"profiles={{'paper': {{}}, 'cpu': {{...}}, 'smoke': {{...}}, 'demo': 'smoke'}} (a string inherits)"
+        )
+    out = {}
+    for p in names:
+        value, seen = profiles[p], {p}
+        while isinstance(value, str):
+            if value not in profiles or value in seen:
+                raise BenchError(f"{where}: profile '{p}' inherits from '{value}', which is not a settings entry")
+            seen.add(value)
+            value = profiles[value]
+        if not isinstance(value, dict):
+            raise BenchError(f"{where}: profile '{p}' settings must be a dict, got {type(value).__name__}")
+        out[p] = dict(value)
+    return out
 
 
 def _load_all() -> None:
     global _loaded
     if _loaded:
         return
+    _loaded = True
     import bench.models as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"bench.models.{info.name}")
-    _loaded = True
+    from bench import plugins
+
+    plugins.load_entry_points()
 
 
-def names() -> list[str]:
+def names(kind: str | None = None) -> list[str]:
+    """Registered model names (of one kind, if given), in report order."""
     _load_all()
-    return sorted(_REGISTRY)
+    return [n for n in ordered(_REGISTRY) if kind is None or _REGISTRY[n].kind == kind]
+
+
+def ordered(models) -> list[str]:
+    """``models`` in report order: the paper's models in the paper's order, other models by name, reference
+    generators last."""
+    _load_all()
+    models = set(models)
+
+    def key(m: str) -> tuple:
+        spec = _REGISTRY.get(m)
+        if spec is None:  # e.g. an external model scored with `bench score`
+            return (1, 1, m)
+        rank = spec.paper_rank if spec.paper_rank is not None else 1_000
+        return (2 if spec.kind == "reference" else 0, rank, m)
+
+    return sorted(models, key=key)
 
 
 def get(name: str) -> ModelSpec:
     _load_all()
     if name not in _REGISTRY:
-        raise BenchError(f"unknown model '{name}': choose from {', '.join(sorted(_REGISTRY)) or '(none registered)'}")
+        known = ", ".join(names()) or "(none registered)"
+        raise BenchError(
+            f"unknown model '{name}': choose from {known} (a model of your own: --plugin FILE.py or BENCH_PLUGINS)"
+        )
     return _REGISTRY[name]
 
 
+def title(name: str) -> str:
+    _load_all()
+    spec = _REGISTRY.get(name)
+    return spec.title if spec is not None else name
+
+
 def resolve(models: str) -> list[str]:
-    """``all`` or a comma list -> validated model names, in the given order."""
+    """``all`` (every model and reference generator) or a comma list -> validated model names, in the given order."""
     if models.strip() == "all":
         return names()
     out = [m.strip() for m in models.split(",") if m.strip()]
@@ -90,4 +195,4 @@ def resolve(models: str) -> list[str]:
         raise BenchError("no model given: pass --models all or a comma list, e.g. --models rvqvae,vqvae")
     for m in out:
         get(m)
-    return out
+    return list(dict.fromkeys(out))

@@ -31,3 +31,12 @@ def write_images(folder: Path, n: int, colour: tuple[int, int, int], size=(40, 3
         if mode != "RGB":
             img = img.convert(mode)
         img.save(folder / f"{i:04d}{suffix}")
+
+
+def data_config(size: int = 16, **settings):
+    """A DataConfig holding only the named datasets' settings, given as positional tuples of their settings class,
+    e.g. ``data_config(16, facemask=(60, 20, 10, 20), roomcrop=(60, 20, 10, 20, 140))``."""
+    from bench.config import DataConfig
+    from bench.datasets import registry
+
+    return DataConfig(size=size, datasets={n: registry.get(n).settings_cls(*v) for n, v in settings.items()})

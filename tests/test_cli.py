@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from bench.cli import main, parse_ratios
+from bench.api import parse_ratios
+from bench.cli import main
 from bench.errors import BenchError
 
 

@@ -1,21 +1,18 @@
 """bench report: every table and figure from stored results, paper values alongside, no retraining."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from bench import report, runner
-from bench.config import load_profile
-from tests.test_runner import FAST, _test_model_registered  # noqa: F401  (registers the test double)
+from bench import report, store
+from tests.grid_helpers import ROOMCROP_FAST, mean_plugin, run_grid  # noqa: F401  (fixture)
 
 
 @pytest.fixture
-def grid(tmp_path):
-    sets = FAST + ["data.roomcrop.inliers=40", "data.roomcrop.classifier_train_per_class=20",
-                   "data.roomcrop.classifier_test_per_class=10", "data.roomcrop.reference=20",
-                   "data.roomcrop.pool_per_half=100"]  # fmt: skip
-    spec = runner.GridSpec(load_profile("smoke", None, sets), tmp_path, {}, 1)
-    cells = runner.expand(["facemask", "roomcrop"], ["test_mean"], [0, 30], [0, 1])
-    runner.run_grid(spec, cells)
+def grid(tmp_path, mean_plugin):
+    run_grid(tmp_path, ["test_mean", "replay", "replay-inliers"], ["facemask", "roomcrop"], [0, 30], [0, 1],
+             **ROOMCROP_FAST)
     return tmp_path
 
 
@@ -32,17 +29,53 @@ def test_report_writes_all_tables_and_figures(grid):
             assert (folder / "grids" / f"{ds}_test_mean_r{r}.png").exists()
     text = path.read_text()
     assert "NOT FID" in text and "synthetic" in text  # metric kind and data source stated
+    assert "SMOKE PROFILE" in text and "carry no meaning" in text  # smoke numbers are labelled
+    assert "(36 samples)" in text  # the real number of samples in each grid
     t5 = pd.read_csv(folder / "table5.csv")
-    assert "FaceMask (paper)" in set(t5.iloc[:, 0]) and t5.filter(like="30%").notna().all().all()
+    assert "FaceMask (ours)" in set(t5.iloc[:, 0]) and t5.filter(like="30%").notna().all().all()
+    assert "FaceMask (paper)" not in set(t5.iloc[:, 0])  # synthetic smoke data: no paper comparison
+    t1 = pd.read_csv(folder / "table1.csv", dtype=str, keep_default_na=False)
+    labels = list(t1.iloc[:, 0])
+    assert "difference" not in labels and not any("(paper)" in x for x in labels)
+    sep = labels.index("— reference generators (not methods) —")
+    assert labels[sep + 1 :] == ["replay (no robustness)", "replay inliers (oracle)"] and labels[:sep] == ["test_mean"]
+    rob = pd.read_csv(folder / "table_facemask_robustness.csv", dtype=str, keep_default_na=False)
+    replay = rob[rob.iloc[:, 0] == "replay (no robustness)"].iloc[0]
+    assert replay["30%"].startswith("0.00") and "recall" in replay["30%"]
+
+
+def test_report_on_exported_results_without_cells():
+    """Results folders written by earlier versions (runs.csv only, docs/results-standin/) still load."""
+    import shutil
+    import tempfile
+
+    src = Path(__file__).resolve().parents[1] / "docs" / "results-standin" / "facemask" / "runs.csv"
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(src, Path(tmp) / "runs.csv")
+        path = report.write_report(Path(tmp))
+        text = path.read_text()
+        assert "no cell folders here" in text
+        t1 = pd.read_csv(Path(tmp) / "report" / "table1.csv", dtype=str, keep_default_na=False)
+        gan = t1[t1.iloc[:, 0] == "GAN"].iloc[0]
+        assert gan["30%"] == "66.10" and gan["0%"] == "98.77"  # the recorded number, unchanged
+
+
+def test_variants_are_separate_rows(tmp_path, mean_plugin):
+    run_grid(tmp_path, ["test_mean"], ratios=[30])
+    run_grid(tmp_path, ["test_mean"], ratios=[30], **{"models.test_mean.noise": 3.0})
+    report.write_report(tmp_path)
+    t1 = pd.read_csv(tmp_path / "report" / "table1.csv", dtype=str, keep_default_na=False)
+    assert list(t1.iloc[:, 0]) == ["test_mean", "test_mean (noise=3)"]
+    assert "±" not in "".join(t1["30%"])  # one seed each: never averaged together
 
 
 def test_table_cells_are_mean_and_ci_over_seeds(grid):
     report.write_report(grid)
     t1 = pd.read_csv(grid / "report" / "table1.csv")
-    ours = t1[t1.iloc[:, 0] == "test_mean (ours)"].iloc[0]
+    ours = t1[t1.iloc[:, 0] == "test_mean"].iloc[0]
     assert "±" in ours["30%"]  # two seeds -> mean ± 95 % half-width
     df = pd.read_csv(grid / "runs.csv")
-    sel = df[(df.dataset == "facemask") & (df.ratio == 30)].pct_inliers
+    sel = df[(df.dataset == "facemask") & (df.ratio == 30) & (df.model == "test_mean")].pct_inliers
     m, hw, n = report.mean_ci(sel)
     assert n == 2 and ours["30%"] == f"{m:.2f} ± {hw:.2f}"
 
@@ -52,14 +85,20 @@ def test_side_by_side_grid_puts_models_in_the_paper_order(tmp_path):
     from PIL import Image
 
     from bench.grids import save_grid
-    from bench.store import Cell
 
     colours = {"gan": 0, "rvqvae": 255}  # all-black GAN samples, all-white RVQ-VAE samples
+    rows = []
     for model, value in colours.items():
-        save_grid(Cell("facemask", model, 30.0, 0).folder(tmp_path) / "samples.png",
-                  torch.full((4, 3, 16, 16), value, dtype=torch.uint8), upscale=1)
-    df = pd.DataFrame({"dataset": "facemask", "model": ["gan", "rvqvae"], "ratio": 30.0, "seed": 0})
-    names = report._copy_grids(tmp_path, df, tmp_path / "report")
+        digest = f"{model}-digest".ljust(64, "0")
+        folder = store.Cell("facemask", model, 30.0, 0).folder(tmp_path, digest)
+        save_grid(folder / "samples.png", torch.full((4, 3, 16, 16), value, dtype=torch.uint8), upscale=1)
+        rows.append({"dataset": "facemask", "model": model, "ratio": 30.0, "seed": 0, "profile": "cpu",
+                     "config_digest": digest, "settings_digest": digest, "pct_inliers": 50.0})
+    for row in rows:
+        store.atomic.write_json(store.Cell("facemask", row["model"], 30.0, 0).folder(tmp_path, row["config_digest"])
+                                / "done.json", {"row": row})
+    ctx = report.load_context(tmp_path)
+    names = [n for n, _ in report._copy_grids(ctx, tmp_path / "report")]
     assert "grids/facemask_r30_models.png" in names
     both = Image.open(tmp_path / "report" / "grids" / "facemask_r30_models.png").convert("L")
     one = Image.open(tmp_path / "report" / "grids" / "facemask_gan_r30.png")
@@ -75,31 +114,28 @@ def test_mean_ci_hand_checked():
     assert report.mean_ci([5.0])[1] != report.mean_ci([5.0])[1]  # nan for one seed
 
 
+TIMING = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb"}
+
+
 def test_dask_backend_gives_identical_rows(tmp_path):
-    pytest.importorskip("distributed", reason="optional extra dask[distributed] not installed")
-    prof = load_profile("smoke", None, FAST)
-    cells = runner.expand(["facemask"], ["vqvae", "gan"], [0, 30], [0])  # real smoke models
-    plain = runner.run_grid(runner.GridSpec(prof, tmp_path / "a", {}, 1), cells)
-    dask = runner.run_grid(runner.GridSpec(prof, tmp_path / "b", {}, 2), cells, backend="dask")
-    timing = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb"}
+    pytest.importorskip("distributed", reason="the dask extra is part of the test install: pip install -e '.[test]'")
+    plain, _ = run_grid(tmp_path / "a", ["vqvae", "gan"])  # real smoke models
+    dask, _ = run_grid(tmp_path / "b", ["vqvae", "gan"], jobs=2, backend="dask")
     key = lambda r: (r["dataset"], r["model"], r["ratio"])
-    assert len(dask) == len(cells)
+    assert len(dask) == 4
     for a, b in zip(sorted(plain, key=key), sorted(dask, key=key)):
-        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+        assert {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
 
 
 @pytest.mark.slow
 def test_parallel_loky_cells_match_sequential(tmp_path):
     """--jobs 2 (loky processes, one thread each) gives the same rows as one job, minus timings."""
-    prof = load_profile("smoke", None, FAST)
-    cells = runner.expand(["facemask"], ["vqvae"], [0, 30], [0])
-    seq = runner.run_grid(runner.GridSpec(prof, tmp_path / "a", {}, 1), cells)
-    par = runner.run_grid(runner.GridSpec(prof, tmp_path / "b", {}, 2), cells)
-    timing = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb"}
+    seq, _ = run_grid(tmp_path / "a", ["vqvae"])
+    par, _ = run_grid(tmp_path / "b", ["vqvae"], jobs=2)
     key = lambda r: (r["dataset"], r["ratio"])
     assert len(par) == 2
     for a, b in zip(sorted(seq, key=key), sorted(par, key=key)):
-        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+        assert {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
 
 
 def test_ratio_columns_are_in_numeric_order_whatever_the_row_order():

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from bench import atomic
 from bench.config import EvalConfig
 from bench.errors import BenchError
+from bench.progress import Progress, null_progress
 
 INLIER, OUTLIER = 0, 1
 # Bump when the architecture or the training procedure changes: old cache entries then stop matching.
@@ -78,7 +79,9 @@ def _to_float(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float().div_(255.0)
 
 
-def train_classifier(images_uint8, is_outlier_bool, cfg: EvalConfig, seed: int) -> InlierCNN:
+def train_classifier(
+    images_uint8, is_outlier_bool, cfg: EvalConfig, seed: int, progress: Progress = null_progress
+) -> InlierCNN:
     """Train the CNN with Adam and cross-entropy on a labelled split; returns it in eval mode.
 
     The split should be balanced (paper §4.3: "the same number of inliers and outliers") and disjoint from
@@ -103,14 +106,16 @@ def train_classifier(images_uint8, is_outlier_bool, cfg: EvalConfig, seed: int) 
         opt = torch.optim.Adam(net.parameters(), lr=cfg.classifier_lr)
         gen = torch.Generator().manual_seed(seed)
         net.train()
-        for _epoch in range(cfg.classifier_epochs):
-            order = torch.randperm(len(images), generator=gen)
-            for start in range(0, len(images), cfg.classifier_batch):
-                idx = order[start : start + cfg.classifier_batch]
-                loss = F.cross_entropy(net(_to_float(images[idx])), targets[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        with progress(total=cfg.classifier_epochs, desc="inlier classifier training, epoch") as bar:
+            for _epoch in range(cfg.classifier_epochs):
+                order = torch.randperm(len(images), generator=gen)
+                for start in range(0, len(images), cfg.classifier_batch):
+                    idx = order[start : start + cfg.classifier_batch]
+                    loss = F.cross_entropy(net(_to_float(images[idx])), targets[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                bar.update(1)
     return net.eval()
 
 
@@ -132,7 +137,9 @@ def classifier_cache_key(images_uint8, is_outlier_bool, cfg: EvalConfig, seed: i
     return h.hexdigest()
 
 
-def load_or_train_classifier(images, labels, cfg: EvalConfig, seed: int, cache_dir: Path) -> InlierCNN:
+def load_or_train_classifier(
+    images, labels, cfg: EvalConfig, seed: int, cache_dir: Path, progress: Progress = null_progress
+) -> InlierCNN:
     """The trained classifier from ``cache_dir`` if this exact (data, settings, seed) was trained before, else train
     it and store it there (atomic write). An unreadable cache entry is retrained and overwritten."""
     key = classifier_cache_key(images, labels, cfg, seed)
@@ -146,7 +153,7 @@ def load_or_train_classifier(images, labels, cfg: EvalConfig, seed: int, cache_d
                 return net.eval()
         except Exception as e:  # a damaged derived file: retrain rather than fail the cell
             print(f"note: classifier cache {path} is unreadable ({type(e).__name__}); retraining", file=sys.stderr)
-    net = train_classifier(images, labels, cfg, seed)
+    net = train_classifier(images, labels, cfg, seed, progress)
     atomic.torch_save(
         path,
         {

@@ -1,7 +1,8 @@
-"""Dataset builders: FaceMask, RoomCrop (real folders/LMDB or the embedded synthetic default) -> Split.
+"""Datasets: the registry (``registry.py``), the built-in datasets (``folder``, ``facemask``, ``corrupted``,
+``roomcrop``), corruptions, image pools, and split assembly with its cache.
 
-``build_split`` returns a cached, deterministic :class:`~bench.datasets.split.Split` for one
-(dataset, ratio, seed, profile) cell; with ``data_root=None`` the synthetic default is used.
+``build_split`` returns a cached, deterministic :class:`~bench.datasets.split.Split` for one (dataset, ratio, seed,
+profile); with ``data_root=None`` the dataset's embedded synthetic fallback is used.
 """
 
 from __future__ import annotations
@@ -9,107 +10,75 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
-from bench.config import DataConfig
-from bench.datasets import facemask, roomcrop
-from bench.datasets.pools import MappedPool, Pool, SubsetPool
+from bench.datasets import registry
+from bench.datasets.registry import Dataset, DatasetCounts, DatasetSpec, PoolPair, register_dataset
 from bench.datasets.split import Counts, Split, assemble, cache_key, load_npz, n_outliers_for, save_npz
-from bench.datasets.synthetic import SyntheticPool
-from bench.errors import BenchError
+from bench.progress import Progress, null_progress
 
-DATASETS = ("facemask", "roomcrop")
-
-__all__ = ["DATASETS", "Split", "build_split", "counts_for", "n_outliers_for", "resolve_datasets"]
-
-
-def resolve_datasets(text: str) -> list[str]:
-    out = [d.strip() for d in text.split(",") if d.strip()]
-    if not out:
-        raise BenchError("no dataset given: pass --datasets facemask,roomcrop (or one of them)")
-    for d in out:
-        if d not in DATASETS:
-            raise BenchError(f"unknown dataset '{d}': choose from {', '.join(DATASETS)}")
-    return out
+__all__ = [
+    "Dataset", "DatasetCounts", "DatasetSpec", "PoolPair", "Split", "build_split", "counts_for", "describe",
+    "n_outliers_for", "open_dataset", "register_dataset",
+]  # fmt: skip
 
 
-def counts_for(dataset: str, data: DataConfig, ratio: float) -> Counts:
-    c = getattr(data, dataset)
+def counts_for(settings: DatasetCounts, ratio: float) -> Counts:
     return Counts(
-        train_inliers=c.inliers,
-        train_outliers=n_outliers_for(ratio, c.inliers),
-        clf_train_per_class=c.classifier_train_per_class,
-        clf_test_per_class=c.classifier_test_per_class,
-        reference=c.reference,
+        train_inliers=settings.inliers,
+        train_outliers=n_outliers_for(ratio, settings.inliers),
+        clf_train_per_class=settings.classifier_train_per_class,
+        clf_test_per_class=settings.classifier_test_per_class,
+        reference=settings.reference,
     )
 
 
-def _pools(dataset: str, data: DataConfig, counts: Counts, seed: int, root: Path | None) -> tuple[Pool, Pool, str]:
-    """(inlier pool, outlier pool, source description) for a dataset."""
-    # Synthetic pools are lazy; their length must not depend on the ratio (it seeds the draw order), so
-    # it is fixed generously (enough outliers for ratios up to 75 %).
-    synthetic_len = 4 * counts.inliers_needed
-    if dataset == "facemask":
-        if root is None:
-            return (
-                SyntheticPool("face", seed, synthetic_len),
-                SyntheticPool("masked_face", seed, synthetic_len),
-                "synthetic faces",
-            )
-        inl, outl = facemask.open_facemask(root)
-        return inl, outl, str(root)
-    # RoomCrop: one bedroom pool, shuffled with the seed and cut into two disjoint halves.
-    if root is None:
-        base: Pool = SyntheticPool("room", seed, 2 * data.roomcrop.pool_per_half)
-        source = "synthetic rooms"
-    else:
-        base, source = roomcrop.open_bedrooms(root), str(root)
-    half = min(data.roomcrop.pool_per_half, len(base) // 2)
-    order = np.random.default_rng([seed, 0xB0D]).permutation(len(base))
-    inliers = SubsetPool(base, order[:half], f"in:{seed}:{half}")
-    fn, tag = roomcrop.corruption(data, seed)
-    outliers = MappedPool(SubsetPool(base, order[half : 2 * half], f"out:{seed}:{half}"), fn, tag)
-    return inliers, outliers, source
+def open_dataset(name: str, data) -> Dataset:
+    """The registered dataset ``name`` with its settings from ``data`` (a ``bench.config.DataConfig``)."""
+    return registry.get(name).build(data.dataset(name))
+
+
+def _root(data_root: str | Path | None) -> Path | None:
+    return Path(data_root).expanduser() if data_root is not None else None
 
 
 def build_split(
     dataset: str,
-    data: DataConfig,
+    data,
     ratio: float,
     seed: int,
     cache_dir: Path,
     data_root: str | Path | None = None,
+    progress: Progress = null_progress,
 ) -> Split:
     """The contaminated split for one cell, from the cache when the same inputs were built before."""
-    if dataset not in DATASETS:
-        raise BenchError(f"unknown dataset '{dataset}': choose from {', '.join(DATASETS)}")
-    counts = counts_for(dataset, data, ratio)
-    root = Path(data_root).expanduser() if data_root is not None else None
-    inl, outl, source = _pools(dataset, data, counts, seed, root)
+    ds = open_dataset(dataset, data)
+    counts = counts_for(ds.settings, ratio)
+    root = _root(data_root)
+    pools = ds.open(root, seed, synthetic_length=4 * counts.inliers_needed)
     key = cache_key(
         {
             "dataset": dataset,
-            "inliers": inl.fingerprint,
-            "outliers": outl.fingerprint,
+            "inliers": pools.inliers.fingerprint,
+            "outliers": pools.outliers.fingerprint,
             "ratio": ratio,
             "seed": seed,
             "size": data.size,
             "counts": vars(counts),
         }
     )
-    path = cache_dir / "splits" / f"{dataset}_r{ratio:g}_s{seed}_{data.size}px_{key[:16]}.npz"
+    path = Path(cache_dir) / "splits" / f"{dataset}_r{ratio:g}_s{seed}_{data.size}px_{key[:16]}.npz"
     if path.exists():
         return load_npz(path)
     fix = (
-        f"source {source} is too small for this profile: use more images, a smaller profile "
+        f"source {pools.source} is too small for this profile: use more images, a smaller profile "
         f"(--profile smoke) or lower counts (e.g. --set data.{dataset}.inliers=N)"
         if root is not None
         else "the synthetic pools hold 4x the inliers needed: use an outlier ratio below 75 %"
     )
     arrays, meta = assemble(
-        dataset, inl, outl, counts, ratio=ratio, seed=seed, size=data.size, fix_hint=fix
-    )
-    meta["source"] = source
+        dataset, pools.inliers, pools.outliers, counts, ratio=ratio, seed=seed, size=data.size, fix_hint=fix,
+        progress=progress,
+    )  # fmt: skip
+    meta["source"] = pools.source
     save_npz(path, arrays, meta)
     return load_npz(path)
 
@@ -129,10 +98,21 @@ def describe(split: Split) -> dict:
         "n_classifier_test_outliers": int(split.clf_test_outliers.shape[0]),
         "n_reference": int(split.reference_images.shape[0]),
         "unreadable_skipped": split.meta.get("unreadable_skipped", 0),
+        "skipped_reasons": split.meta.get("skipped_reasons", {}),
         "source": split.meta.get("source"),
         "split_hash": split.split_hash,
         "path": str(split.path),
     }
+
+
+def skipped_line(split: Split) -> str | None:
+    """One line saying how many images were skipped and why, or None when none was."""
+    n = int(split.meta.get("unreadable_skipped", 0))
+    if not n:
+        return None
+    reasons = split.meta.get("skipped_reasons") or {}
+    why = ", ".join(f"{v} {k}" for k, v in sorted(reasons.items())) or "unreadable"
+    return f"{split.dataset}: skipped {n} image(s) that could not be read faithfully ({why})"
 
 
 def dumps(split: Split) -> str:

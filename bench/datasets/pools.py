@@ -7,6 +7,7 @@ unreadable item, which the split builder skips and counts).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -25,18 +26,23 @@ class Pool(Protocol):
 
 
 class FolderPool:
-    """Image files of one folder."""
+    """Image files of one folder; ``skipped`` counts the files it could not decode, by reason."""
 
     def __init__(self, folder: Path, root: Path | None = None):
         self.folder = folder
+        self.root = root or folder.parent
         self.paths = images.list_images(folder)
-        self.fingerprint = images.fingerprint_files(self.paths, root or folder.parent)
+        self.fingerprint = images.fingerprint_files(self.paths, self.root)
+        self.skipped: Counter = Counter()
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def get(self, i: int, size: int) -> np.ndarray | None:
-        return images.decode(self.paths[i], size)
+        return images.decode(self.paths[i], size, self.skipped)
+
+    def content_fingerprint(self) -> str:
+        return images.content_fingerprint(self.paths, self.root)
 
 
 class SubsetPool:
@@ -51,6 +57,10 @@ class SubsetPool:
 
     def get(self, i: int, size: int) -> np.ndarray | None:
         return self.base.get(int(self.indices[i]), size)
+
+    @property
+    def skipped(self) -> Counter:
+        return getattr(self.base, "skipped", Counter())
 
 
 @dataclass
@@ -70,3 +80,7 @@ class MappedPool:
     def get(self, i: int, size: int) -> np.ndarray | None:
         img = self.base.get(i, size)
         return None if img is None else self.fn(img, i)
+
+    @property
+    def skipped(self) -> Counter:
+        return getattr(self.base, "skipped", Counter())

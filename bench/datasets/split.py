@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import torch
 from bench import atomic
 from bench.datasets.pools import Pool
 from bench.errors import BenchError
+from bench.progress import Progress, null_progress
 
 SPLIT_FORMAT = 1
 _ARRAYS = (
@@ -90,17 +92,21 @@ class Split:
         return self.meta["heldout_hash"]
 
 
-def _take(pool: Pool, order: np.ndarray, need: int, size: int, what: str, fix: str) -> tuple[np.ndarray, int]:
+def _take(
+    pool: Pool, order: np.ndarray, need: int, size: int, what: str, fix: str, progress: Progress = null_progress
+) -> tuple[np.ndarray, int]:
     """Decode images in ``order`` until ``need`` readable ones are collected; count the unreadable."""
     out, skipped = [], 0
-    for i in order:
-        if len(out) == need:
-            break
-        img = pool.get(int(i), size)
-        if img is None:
-            skipped += 1
-            continue
-        out.append(img)
+    with progress(total=need, desc=f"reading {what}") as bar:
+        for i in order:
+            if len(out) == need:
+                break
+            img = pool.get(int(i), size)
+            if img is None:
+                skipped += 1
+                continue
+            out.append(img)
+            bar.update(1)
     if len(out) < need:
         raise BenchError(
             f"not enough {what}: need {need}, found {len(out)} readable ({skipped} unreadable skipped); {fix}"
@@ -128,13 +134,17 @@ def assemble(
     seed: int,
     size: int,
     fix_hint: str,
+    progress: Progress = null_progress,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Draw the disjoint sets from the two pools in one seeded order each."""
     rng = np.random.default_rng([seed, 0x5EED])
     in_order = rng.permutation(len(inlier_pool))
     out_order = rng.permutation(len(outlier_pool))
-    inl, skip_in = _take(inlier_pool, in_order, counts.inliers_needed, size, f"{dataset} inlier images", fix_hint)
-    outl, skip_out = _take(outlier_pool, out_order, counts.outliers_needed, size, f"{dataset} outlier images", fix_hint)
+    inl, skip_in = _take(inlier_pool, in_order, counts.inliers_needed, size, f"{dataset} inlier images", fix_hint,
+                         progress)  # fmt: skip
+    outl, skip_out = _take(outlier_pool, out_order, counts.outliers_needed, size, f"{dataset} outlier images",
+                           fix_hint, progress)  # fmt: skip
+    reasons = Counter(getattr(inlier_pool, "skipped", Counter())) + Counter(getattr(outlier_pool, "skipped", Counter()))
     c = counts
     a, b = c.clf_train_per_class, c.clf_train_per_class + c.clf_test_per_class
     ref_end = b + c.reference
@@ -160,6 +170,7 @@ def assemble(
         "n_inliers": c.train_inliers,
         "n_outliers": c.train_outliers,
         "unreadable_skipped": skip_in + skip_out,
+        "skipped_reasons": dict(reasons),
         "split_hash": _digest(arrays, _ARRAYS),
         "heldout_hash": _digest(arrays, _ARRAYS[2:]),
         "format": SPLIT_FORMAT,

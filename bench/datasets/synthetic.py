@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from bench.datasets.images import to_square_rgb
 
 _CANVAS = 64
+VERSION = "synthetic-v1"  # bump when a drawing changes: split caches and cell digests then stop matching
 _KIND_IDS = {"face": 1, "masked_face": 2, "room": 3}
 
 
@@ -110,7 +111,7 @@ class SyntheticPool:
 
     def __init__(self, kind: str, seed: int, length: int):
         self.kind, self.seed, self.length = kind, seed, length
-        self.fingerprint = hashlib.sha256(f"synthetic-v1:{kind}:{seed}".encode()).hexdigest()
+        self.fingerprint = hashlib.sha256(f"{VERSION}:{kind}:{seed}".encode()).hexdigest()
 
     def __len__(self) -> int:
         return self.length

@@ -1,7 +1,10 @@
 """The one interface every generative model implements, plus checkpointing shared by all of them.
 
 Images cross this interface as uint8 tensors N x 3 x H x W. ``train_is_outlier`` is passed to ``fit`` only so a
-model can *report* how well it set outliers aside (flag precision/recall): no model may train on it.
+model can *report* how well it set outliers aside (e.g. per epoch): no model may train on it (``bench check-model``
+permutes the labels and checks that nothing changes). ``fit`` returns a :class:`FitResult`; a robust model says
+there which training images it set aside (``set_aside``, ``outlier_scores``), and the harness scores that against
+the labels.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +60,35 @@ class FitConfig:
     device: str = "cpu"
 
 
+@dataclass
+class FitResult:
+    """What ``fit`` returns.
+
+    ``history``: anything JSON-serialisable the model wants stored (losses per epoch, ...), kept in metrics.json.
+    ``images_seen``: training images processed by the main training (epochs x N, or iterations x real batch), for the
+    img/s column. ``set_aside`` (bool, one per training image) and ``outlier_scores`` (float, higher = more outlying):
+    optional, label-free, what a robust model set aside; the harness reports their precision / recall / AUC.
+    ``set_aside_rule``: one line saying how ``set_aside`` was chosen.
+    """
+
+    history: dict[str, Any] = field(default_factory=dict)
+    images_seen: int = 0
+    set_aside: torch.Tensor | None = None
+    outlier_scores: torch.Tensor | None = None
+    set_aside_rule: str = ""
+
+    @classmethod
+    def coerce(cls, result: Any, n_train: int) -> "FitResult":
+        """A model's return value as a FitResult (a bare history dict from an older plug-in is accepted)."""
+        if isinstance(result, FitResult):
+            return result
+        if isinstance(result, dict):
+            return cls(history=result, images_seen=int(result.get("images_seen", n_train)))
+        if result is None:
+            return cls(images_seen=n_train)
+        raise BenchError(f"fit returned {type(result).__name__}: it must return a bench.api.FitResult")
+
+
 class GenerativeModel(abc.ABC):
     """Base class: subclasses set ``name`` via ``@register_model`` and take their config dataclass."""
 
@@ -73,8 +105,8 @@ class GenerativeModel(abc.ABC):
         train_is_outlier: torch.Tensor,
         cfg: FitConfig,
         progress: Progress = null_progress,
-    ) -> dict[str, Any]:
-        """Train on uint8 images N x 3 x H x W; return a JSON-serialisable history dict."""
+    ) -> FitResult:
+        """Train on uint8 images N x 3 x H x W (never on ``train_is_outlier``); return a :class:`FitResult`."""
 
     @abc.abstractmethod
     def sample(self, n: int, seed: int) -> torch.Tensor:
@@ -86,6 +118,12 @@ class GenerativeModel(abc.ABC):
 
     @abc.abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def inlier_only_reconstruction(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Optional diagnostic of models with an inlier model inside (RVQ-VAE's C_in): ``images`` encoded and decoded
+        through the inlier part only, as uint8. The harness then measures whether the inlier part refuses outliers.
+        None (the default): the model has no such part."""
+        return None
 
     def save(self, path: str | Path) -> None:
         atomic.torch_save(

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import fields
 from bench.models import gan_common as gc
 from bench.registry import register_model
 
@@ -37,6 +38,13 @@ class GANConfig:
     model_seed: int = 0
     sample_batch: int = 250
 
+    def __post_init__(self) -> None:
+        fields.require_positive(self, ("latent_dim", "channels", "residual_factor", "iterations", "d_batch_size",
+                                       "g_batch_size", "lr", "sample_batch"))
+        fields.require_non_negative(self, ("lambda_r1",))
+        for name in ("beta1", "beta2", "ema_beta"):
+            fields.require(0 <= getattr(self, name) < 1, f"{name} must be in [0, 1), got {getattr(self, name)}")
+
 
 # Short runs: an EMA with beta 0.999 would still hold 0.999^iterations of the random init (33% after 1,100
 # iterations), so the smoke/cpu profiles average over a shorter window. 128 channels and batches 64/128 cost
@@ -48,11 +56,12 @@ GAN_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"iterations": 30, "channels": 16, "d_batch_size": 16, "g_batch_size": 32, "ema_beta": 0.9},
     "cpu": {"iterations": 1100, "channels": 32, "d_batch_size": 16, "g_batch_size": 32, "ema_beta": 0.995,
             "residual_factor": 1.0},
+    "demo": "smoke",
     "paper": {},
 }
 
 
-@register_model("gan", config=GANConfig, profiles=GAN_PROFILES)
+@register_model("gan", config=GANConfig, profiles=GAN_PROFILES, title="GAN", paper_name="GAN", paper_rank=3)
 class GAN(gc.AdversarialModel):
     """Plain GAN (NR-GAN code): ResNet G/D, non-saturating loss + R1, EMA generator."""
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError
-from bench.models.base import FitConfig, GenerativeModel, to_float, to_uint8
+from bench.models.base import FitConfig, FitResult, GenerativeModel, to_float, to_uint8
 from bench.progress import Progress, null_progress
 
 RESIDUAL_GAIN = math.sqrt(2.0)  # Xavier gain of convs on a residual path; shortcuts and heads use 1
@@ -314,6 +314,10 @@ class AdversarialModel(GenerativeModel):
         """Extra, reporting-only entries for the history dict (may look at ``is_outlier``; never trains on it)."""
         return {}
 
+    def set_aside(self, images: torch.Tensor) -> dict[str, Any]:
+        """FitResult fields saying which training images the model set aside (none for the plain GAN family)."""
+        return {}
+
     def prepare_nets(
         self, device: str | torch.device = "cpu", memory_format: torch.memory_format | None = None
     ) -> None:
@@ -331,7 +335,7 @@ class AdversarialModel(GenerativeModel):
         train_is_outlier: torch.Tensor,
         cfg: FitConfig,
         progress: Progress = null_progress,
-    ) -> dict[str, Any]:
+    ) -> FitResult:
         if train_images.shape[-1] != self.image_size or train_images.shape[-2] != self.image_size:
             raise BenchError(
                 f"{self.name} was built for {self.image_size} px but got images of {tuple(train_images.shape[-2:])}"
@@ -381,7 +385,7 @@ class AdversarialModel(GenerativeModel):
             **{f"loss_{k}": v for k, v in log.series.items()},
         }
         history.update(self.fit_report(train_images, train_is_outlier))
-        return history
+        return FitResult(history=history, images_seen=data.drawn, **self.set_aside(train_images))
 
     def _restore(self, saved: dict[str, Any], rng: torch.Generator, data: RealBatches, log: LossLog) -> tuple[int, float]:
         self.nets.load_state_dict(saved["nets"])

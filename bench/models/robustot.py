@@ -19,9 +19,9 @@ Evaluation note: the official repository computes FID against the *contaminated*
 ``testloader`` is the training split with outliers injected); this harness evaluates every model against clean
 inliers, so numbers are not directly comparable with the ones the official code prints.
 
-Reporting only: ``flag_precision`` / ``flag_recall`` in the history are for the training images W weights
-lowest, taking as many as there are true outliers (bottom fraction = the true outlier ratio; None at 0 %).
-``train_is_outlier`` is used for nothing else.
+What it set aside: ``fit`` returns W's scores (lowest = most down-weighted) as outlier scores, label-free; the
+harness reports the precision / recall of the images W weights lowest, as many as there are true outliers (R-precision;
+None at 0 %). ``train_is_outlier`` is not used.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import fields
 from bench.models import gan_common as gc
 from bench.models.base import to_float
 from bench.registry import register_model
@@ -63,6 +64,13 @@ class RobustOTConfig:
     model_seed: int = 0
     sample_batch: int = 250
 
+    def __post_init__(self) -> None:
+        fields.require_positive(self, ("latent_dim", "g_channels", "d_channels", "w_channels", "batch_size", "lr",
+                                       "n_critic", "rho", "weight_update_every", "epochs", "sample_batch"))
+        fields.require_non_negative(self, ("lambda_gp", "budget_penalty", "weight_warmup", "iterations"))
+        for name in ("beta1", "beta2"):
+            fields.require(0 <= getattr(self, name) < 1, f"{name} must be in [0, 1), got {getattr(self, name)}")
+
 
 # cpu: nets 4x narrower (16 ch), batch 8x smaller (16); lr 2e-4 and n_critic 2 (official 1e-4 and 5). One
 # iteration on one core costs 0.70 s at 32 ch / batch 32 and 0.13 s at 16 ch / batch 16 (measured), so the ~6 min
@@ -73,6 +81,7 @@ ROBUSTOT_PROFILES: dict[str, dict[str, Any]] = {
               "weight_warmup": 5},
     "cpu": {"iterations": 2700, "g_channels": 16, "d_channels": 16, "w_channels": 16, "batch_size": 16,
             "lr": 2e-4, "n_critic": 2, "weight_warmup": 1350},
+    "demo": "smoke",
     "paper": {},
 }
 
@@ -159,14 +168,8 @@ def weight_loss(weights: torch.Tensor, critic_real: torch.Tensor, rho: float, pe
     return (weights * critic_real).mean() + penalty * F.relu(chi_square(weights) - rho)
 
 
-def flag_scores(flagged: torch.Tensor, is_outlier: torch.Tensor) -> tuple[float | None, float | None]:
-    """Precision and recall of boolean ``flagged`` against ``is_outlier`` (None where undefined)."""
-    hits = (flagged & is_outlier).sum().item()
-    n_flag, n_out = int(flagged.sum()), int(is_outlier.sum())
-    return (hits / n_flag if n_flag else None), (hits / n_out if n_out else None)
-
-
-@register_model("robustot", config=RobustOTConfig, profiles=ROBUSTOT_PROFILES)
+@register_model("robustot", config=RobustOTConfig, profiles=ROBUSTOT_PROFILES, title="Robust OT",
+                paper_name="robust OT", paper_rank=2)
 class RobustOT(gc.AdversarialModel):
     """Robust OT GAN: WGAN-GP with a weight network down-weighting real samples under a chi-square budget."""
 
@@ -244,15 +247,11 @@ class RobustOT(gc.AdversarialModel):
 
     def fit_report(self, images: torch.Tensor, is_outlier: torch.Tensor) -> dict[str, Any]:
         scores = self.weight_scores(images)
-        is_outlier = is_outlier.bool().cpu()
-        k = int(is_outlier.sum())  # bottom fraction = the true outlier ratio
-        flagged = torch.zeros_like(is_outlier)
-        flagged[torch.argsort(scores, stable=True)[:k]] = True
-        precision, recall = flag_scores(flagged, is_outlier)
         return {
-            "flag_rule": "lowest W score, as many as true outliers",
-            "flag_precision": precision,
-            "flag_recall": recall,
             "weight_zero_fraction": float((scores <= 0).float().mean()),
             "weight_chi2_full_set": float(chi_square(normalised_weights(scores))),
         }
+
+    def set_aside(self, images: torch.Tensor) -> dict[str, Any]:
+        """No hard set: W's scores, lowest = most down-weighted (the harness flags as many as there are outliers)."""
+        return {"outlier_scores": -self.weight_scores(images).double(), "set_aside_rule": "lowest W score"}

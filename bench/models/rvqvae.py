@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from bench import fields
 from bench.detectors import flag_metrics, roc_auc, top_fraction
 from bench.models.base import to_float
 from bench.models.vq_common import (
@@ -67,6 +68,8 @@ class RVQVAEConfig(VQCommonConfig):
     error_via: str = "assigned"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        fields.require_positive(self, ("inlier_codebook_size", "outlier_codebook_size"))
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.loss not in LOSSES:
@@ -122,6 +125,9 @@ def rvq_loss(
     "rvqvae",
     config=RVQVAEConfig,
     profiles=VQ_PROFILES,
+    title="RVQ-VAE",
+    paper_name="RVQ-VAE",
+    paper_rank=0,
 )
 class RVQVAE(VQModelBase):
     """Robust VQ-VAE: inlier/outlier codebooks, top-eta self-recognition, weighted-distance confidence matching."""
@@ -210,7 +216,8 @@ class RVQVAE(VQModelBase):
                    z_enc_norm=float(z_norm / n), codebook_in_std=float(codebook_std(self.codebook_in).mean()))
         # Reporting only: how this epoch's flagged set (chosen from Err(tau-1)) matches the true labels, and how well
         # this epoch's errors Err(tau) (the next epoch's flagging score) rank the true outliers.
-        row["flag"] = None if first_epoch else flag_metrics(labels, eta, scores=prev.cpu(), flagged=flagged_epoch.cpu())
+        self.flagged = None if first_epoch else flagged_epoch.cpu()
+        row["flag"] = None if first_epoch else flag_metrics(labels, eta, scores=prev.cpu(), flagged=self.flagged)
         auc = roc_auc(self.errors.cpu(), labels)
         row["error_auc"] = None if math.isnan(auc) else auc
         return row
@@ -240,6 +247,21 @@ class RVQVAE(VQModelBase):
         history["flag_chance_precision"] = final["chance_precision"]
         history["flag_recall_ceiling"] = final["recall_ceiling"]
         history["flag_precision_ceiling"] = final["precision_ceiling"]
+
+    def _set_aside(self) -> dict[str, Any]:
+        """Its last epoch's C_out assignment (after a single epoch: the top eta of the last errors, what it would send
+        next), and the last errors Err(tau) as outlier scores."""
+        errors = self.errors.detach().cpu()
+        if errors.numel() == 0:
+            return {}
+        flagged = getattr(self, "flagged", None)
+        rule = "its last epoch's C_out assignment (Algorithm 1)"
+        if flagged is None or flagged.numel() != errors.numel():
+            flagged, rule = flag_outliers(errors, self.cfg.eta), "top eta of the last epoch's errors"
+        return {"set_aside": flagged, "outlier_scores": errors, "set_aside_rule": rule}
+
+    def inlier_only_reconstruction(self, images: torch.Tensor) -> torch.Tensor:
+        return self.reconstruct_inlier_only(images)
 
     def _prior_indices(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]

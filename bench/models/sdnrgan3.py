@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench import fields
 from bench.models import gan_common as gc
 from bench.models.gan import GAN, GAN_PROFILES, GANConfig
 from bench.registry import register_model
@@ -26,6 +27,12 @@ from bench.registry import register_model
 class SDNRGAN3Config(GANConfig):
     noise_latent_dim: int = 256  # 2 x latent_dim with --implicit: [z, z_private]
     lambda_ds: float = 0.02
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        fields.require(self.noise_latent_dim >= self.latent_dim,
+                       f"noise_latent_dim={self.noise_latent_dim} must be >= latent_dim={self.latent_dim}")  # fmt: skip
+        fields.require_non_negative(self, ("lambda_ds",))
 
 
 def color_inversion(noise: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -45,20 +52,19 @@ def diversity_ratio(noise: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
 # Gn makes an iteration ~55 % dearer than the plain GAN's. The cpu profile trades width for iterations (as Robust OT's):
 # 16 ch for 1,900 iterations cost about what 32 ch for 750 did (422 s vs ~450 s at 0 % FaceMask, one core) and gave
 # less blocky faces (FD 1.89 vs 4.40, recall 0.54 vs 0.27; docs/baselines-notes.md). Otherwise as gan's cpu profile.
-SDNRGAN3_PROFILES: dict[str, dict[str, Any]] = {k: dict(v) for k, v in GAN_PROFILES.items()}
+SDNRGAN3_PROFILES: dict[str, Any] = {k: v if isinstance(v, str) else dict(v) for k, v in GAN_PROFILES.items()}
 SDNRGAN3_PROFILES["cpu"].update(channels=16, iterations=1900)
 
 
-@register_model("sdnrgan3", config=SDNRGAN3Config, profiles=SDNRGAN3_PROFILES)
+@register_model("sdnrgan3", config=SDNRGAN3Config, profiles=SDNRGAN3_PROFILES, title="SD-NR-GAN-III",
+                paper_name="NR-GAN", paper_rank=4)
 class SDNRGAN3(GAN):
     """SD-NR-GAN-III: clean generator + signal-dependent noise generator with color-inversion constraint."""
 
     cfg: SDNRGAN3Config
 
     def build_nets(self) -> dict[str, nn.Module]:
-        c = self.cfg
-        if c.noise_latent_dim < c.latent_dim:
-            raise ValueError(f"noise_latent_dim={c.noise_latent_dim} must be >= latent_dim={c.latent_dim}")
+        c = self.cfg  # noise_latent_dim >= latent_dim is checked by the config
         nets = super().build_nets()
         gn = gc.ResNetGenerator(self.image_size, c.noise_latent_dim, c.channels, c.residual_factor)
         return {**nets, "gn": gn, "gn_ema": gc.ema_copy(gn)}

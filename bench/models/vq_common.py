@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.models.base import FitConfig, GenerativeModel, to_float, to_uint8
+from bench import fields
+from bench.models.base import FitConfig, FitResult, GenerativeModel, to_float, to_uint8
 from bench.models.pixelcnn import GatedPixelCNN, PixelCNNConfig, min_layers_for_grid
 from bench.progress import Progress, null_progress
 
@@ -49,6 +50,11 @@ class VQCommonConfig:
     prior_lr: float = 3e-4
     sample_batch_size: int = 500
 
+    def __post_init__(self) -> None:
+        fields.require_positive(self, ("epochs", "batch_size", "lr", "code_dim", "hidden", "residual_hidden", "prior_dim",
+                                       "prior_head_hidden", "prior_batch_size", "prior_lr", "sample_batch_size"))
+        fields.require_non_negative(self, ("beta", "prior_layers", "prior_epochs"))  # prior_epochs 0: no prior
+
 
 # Per-profile settings shared by VQ-VAE and RVQ-VAE (the config dataclasses' defaults are the paper's values).
 VQ_PROFILES = {
@@ -58,6 +64,7 @@ VQ_PROFILES = {
     # epochs. Measured: 5-7 min per cell (1 thread, prior and 3,000 samples included; docs/results-standin/).
     "cpu": {"epochs": 8, "batch_size": 32, "prior_epochs": 10, "prior_layers": 0, "prior_dim": 32,
             "prior_head_hidden": 128, "prior_lr": 1e-3, "prior_batch_size": 64},
+    "demo": "smoke",
     "paper": {},
 }
 
@@ -249,6 +256,10 @@ class VQModelBase(GenerativeModel):
     def _final_history(self, history: dict[str, Any], labels: torch.Tensor) -> None:
         pass
 
+    def _set_aside(self) -> dict[str, Any]:
+        """FitResult fields saying which training images the model set aside (none for a plain VQ-VAE)."""
+        return {}
+
     # -- construction --
     def _build(self) -> None:
         c = self.cfg
@@ -292,7 +303,7 @@ class VQModelBase(GenerativeModel):
         train_is_outlier: torch.Tensor,
         cfg: FitConfig,
         progress: Progress = null_progress,
-    ) -> dict[str, Any]:
+    ) -> FitResult:
         ckpt = cfg.checkpoint
         state = ckpt.load() if ckpt is not None else None
         labels = train_is_outlier.bool()  # reporting only: never used by training
@@ -374,7 +385,7 @@ class VQModelBase(GenerativeModel):
         if history["prior_epochs"]:
             history["prior_nll"] = history["prior_epochs"][-1]["nll"]
         self._final_history(history, labels)
-        return history
+        return FitResult(history=history, images_seen=int(history.get("images_seen", 0)), **self._set_aside())
 
     @torch.inference_mode()
     def latent_indices(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bench import fields
 from bench.models.vq_common import (
     VQ_PROFILES,
     VQCommonConfig,
@@ -45,6 +46,8 @@ class VQVAEConfig(VQCommonConfig):
     codebook_remedy: str = "none"  # "none" | "dead_code_reset"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        fields.require_positive(self, ("codebook_size",))
         if self.codebook_remedy not in REMEDIES:
             raise ValueError(f"codebook_remedy must be one of {REMEDIES}, got {self.codebook_remedy!r}")
 
@@ -53,6 +56,9 @@ class VQVAEConfig(VQCommonConfig):
     "vqvae",
     config=VQVAEConfig,
     profiles=VQ_PROFILES,
+    title="VQ-VAE",
+    paper_name="VQ-VAE",
+    paper_rank=1,
 )
 class VQVAE(VQModelBase):
     """VQ-VAE with a gated PixelCNN prior (the paper's non-robust baseline)."""

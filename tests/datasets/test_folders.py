@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from bench.config import DatasetCounts, DataConfig
+from bench.config import DataConfig
 from bench.datasets import build_split
 from bench.errors import BenchError
-from tests.conftest import shared_path, write_images
+from tests.conftest import data_config, shared_path, write_images
 
 
 def tiny(size=16) -> DataConfig:
-    return DataConfig(size=size, facemask=DatasetCounts(10, 4, 3, 4), roomcrop=DatasetCounts(10, 4, 3, 4, 30))
+    return data_config(size, facemask=(10, 4, 3, 4), roomcrop=(10, 4, 3, 4, 30))
 
 
 def make_facemask(root, n_in=30, n_out=20):
@@ -68,7 +68,7 @@ def test_roomcrop_folder_and_bad_roots(tmp_path):
     black = (s.train_images.amax(1) == 0).flatten(1).sum(1)
     assert torch.all((black > 0) == s.train_is_outlier)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BenchError, match="no images in RoomCrop data root"):
+    with pytest.raises(BenchError, match="no images in data root .* for .roomcrop."):
         build_split("roomcrop", tiny(), 10, 0, tmp_path / "cache", tmp_path / "empty")
     with pytest.raises(BenchError, match="not found"):
         build_split("roomcrop", tiny(), 10, 0, tmp_path / "cache", tmp_path / "nope")
@@ -95,7 +95,7 @@ def test_roomcrop_lmdb(tmp_path):
 @pytest.mark.standin
 def test_facemask_standin_at_30_percent(tmp_path):
     root = shared_path("facemask12k")
-    data = DataConfig(size=32, facemask=DatasetCounts(300, 50, 50, 50))
+    data = data_config(32, facemask=(300, 50, 50, 50))
     s = build_split("facemask", data, 30, 0, tmp_path, root)
     assert s.n_outliers == round(0.3 / 0.7 * 300)
     assert abs(s.n_outliers - 0.3 * (s.n_inliers + s.n_outliers)) <= 1
@@ -104,7 +104,7 @@ def test_facemask_standin_at_30_percent(tmp_path):
 @pytest.mark.standin
 def test_roomcrop_standin_has_visible_rectangles(tmp_path):
     root = shared_path("bedroom", "images")
-    data = DataConfig(size=32, roomcrop=DatasetCounts(200, 50, 50, 50, 400))
+    data = data_config(32, roomcrop=(200, 50, 50, 50, 400))
     s = build_split("roomcrop", data, 30, 0, tmp_path, root)
     black = (s.train_images.amax(1) == 0).flatten(1).sum(1).float()
     assert black[s.train_is_outlier].min() >= 4  # every outlier has a visible black block

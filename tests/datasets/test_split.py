@@ -2,15 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import DatasetCounts, DataConfig, load_profile
+from bench.config import DataConfig, load_profile
+from tests.conftest import data_config
 from bench.datasets import build_split, n_outliers_for
 from bench.datasets.split import Split
 from bench.errors import BenchError
 
 
 def small_data(size=16) -> DataConfig:
-    return DataConfig(
-        size=size, facemask=DatasetCounts(60, 20, 10, 20), roomcrop=DatasetCounts(60, 20, 10, 20, 140)
+    return data_config(
+        size, facemask=(60, 20, 10, 20), roomcrop=(60, 20, 10, 20, 140)
     )
 
 

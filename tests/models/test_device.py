@@ -41,7 +41,7 @@ def test_fit_and_sample_on_cuda(name, tmp_path):
     on_cpu = GenerativeModel.load(tmp_path / "m.pt")
     assert on_cpu.sample(12, seed=5).shape == samples.shape
     if name == "rvqvae":
-        assert 0.0 <= history["flag_precision"] <= 1.0
+        assert 0.0 <= history.history["flag_precision"] <= 1.0
 
 
 @cuda
@@ -54,4 +54,4 @@ def test_resume_on_cuda_from_a_checkpoint(name, tmp_path):
     assert ckpt.load() is not None
     again = _model(name)  # finds the finished checkpoint and only rebuilds state on the device
     history = again.fit(images, labels, FitConfig(seed=2, device="cuda", checkpoint=ckpt))
-    assert again.device.type == "cuda" and len(history["epochs"]) == first.cfg.epochs
+    assert again.device.type == "cuda" and len(history.history["epochs"]) == first.cfg.epochs

@@ -53,7 +53,7 @@ def contract_training_step(name: str, overrides: dict, nets: tuple[str, ...]) ->
     model = build(name, {**overrides, "iterations": 2})
     before = {k: flat_params(model, k) for k in nets}
     images, is_outlier = tiny_data()
-    history = model.fit(images, is_outlier, FitConfig(seed=0))
+    history = model.fit(images, is_outlier, FitConfig(seed=0)).history
     for k in nets:
         assert not torch.equal(before[k], flat_params(model, k)), f"{k} did not change"
     losses = [v for k, series in history.items() if k.startswith("loss_") for v in series if v is not None]
@@ -121,7 +121,7 @@ def contract_resume(name: str, overrides: dict, tmp_path, iterations: int = 6, s
 
     resumed = build(name, cfg)
     history = resumed.fit(*data, FitConfig(seed=2, checkpoint=Checkpointer(ckpt.path, every_s=1e9)))
-    assert history["resumed_from"] == stop_at and history["iterations"] == iterations
+    assert history.history["resumed_from"] == stop_at and history.history["iterations"] == iterations
     for key, value in straight.nets.state_dict().items():
         torch.testing.assert_close(resumed.nets.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
     assert torch.equal(resumed.sample(4, seed=0), straight.sample(4, seed=0))

@@ -13,7 +13,6 @@ from bench.models.robustot import (
     DCGANGenerator,
     WeightNet,
     chi_square,
-    flag_scores,
     normalised_weights,
     weight_loss,
 )
@@ -99,21 +98,21 @@ def test_weight_net_frozen_during_warm_up_and_generator_every_n_critic():
     history = model.fit(*tiny_data(), FitConfig())
     assert torch.equal(w0, flat_params(model, "w"))  # updates need iteration > 3 and even: none in 0..3
     assert not torch.equal(g0, flat_params(model, "g"))  # iteration 0 is a generator step
-    assert sum(v is not None for v in history["loss_g"]) == 1
+    assert sum(v is not None for v in history.history["loss_g"]) == 1
 
 
-def test_flag_scores_and_report():
-    flagged = torch.tensor([True, True, False, False, True])
-    truth = torch.tensor([True, False, False, True, True])
-    assert flag_scores(flagged, truth) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
-    assert flag_scores(torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)) == (None, None)
+def test_weight_scores_are_the_label_free_set_aside_report():
+    from bench.cell import set_aside_report
 
     model = build(NAME, {**TINY, "iterations": 2})
     images, is_outlier = tiny_data()
-    history = model.fit(images, is_outlier, FitConfig())
-    for key in ("flag_precision", "flag_recall"):
-        assert 0.0 <= history[key] <= 1.0
-    # the bottom-k rule with k = number of true outliers makes precision equal recall
-    assert history["flag_precision"] == pytest.approx(history["flag_recall"])
-    clean = model.fit_report(images, torch.zeros_like(is_outlier))
+    result = model.fit(images, is_outlier, FitConfig())
+    assert result.set_aside is None and result.outlier_scores is not None and len(result.outlier_scores) == len(images)
+    report = set_aside_report(result, is_outlier)
+    for key in ("flag_precision", "flag_recall", "flag_auc"):
+        assert 0.0 <= report[key] <= 1.0
+    # as many flagged as there are true outliers (R-precision): precision equals recall
+    assert report["flag_precision"] == pytest.approx(report["flag_recall"])
+    clean = set_aside_report(result, torch.zeros_like(is_outlier))
     assert clean["flag_precision"] is None and clean["flag_recall"] is None
+    assert "flag_precision" not in result.history  # the model itself never reads the labels

@@ -113,12 +113,12 @@ def test_fit_flags_eta_fraction_and_reports_against_labels(selection):
     images[:8] = 255 - images[:8]  # outliers: inverted
     model = _tiny("rvqvae", epochs=3, batch_size=10, selection=selection)
     hist = model.fit(images, labels, FitConfig(seed=0))
-    assert hist["epochs"][0]["flag"] is None  # epoch 1: everything uses C_in
-    for row in hist["epochs"][1:]:
+    assert hist.history["epochs"][0]["flag"] is None  # epoch 1: everything uses C_in
+    for row in hist.history["epochs"][1:]:
         assert row["flag"]["flagged"] == 8  # ceil(0.2 * 10) per batch x 4 batches, or ceil(0.2 * 40)
         assert row["flag"]["chance_precision"] == pytest.approx(0.2)
     for key in ("flag_precision", "flag_recall", "flag_auc"):
-        assert 0.0 <= hist[key] <= 1.0
+        assert 0.0 <= hist.history[key] <= 1.0
 
 
 def test_training_never_reads_the_labels():
@@ -152,9 +152,9 @@ def test_eq8_indices_come_from_the_inlier_codebook_only():
 def test_loss_goes_down_on_a_tiny_set(variant):
     model = _tiny("rvqvae", epochs=8, batch_size=8, lr=1e-3, loss=variant)
     hist = model.fit(_images(), torch.zeros(48, dtype=torch.bool), FitConfig(seed=0))
-    recon = [r["recon"] for r in hist["epochs"]]
+    recon = [r["recon"] for r in hist.history["epochs"]]
     assert recon[-1] < 0.8 * recon[0]
-    assert all(math.isfinite(r["loss"]) for r in hist["epochs"])
+    assert all(math.isfinite(r["loss"]) for r in hist.history["epochs"])
 
 
 def test_fit_resumes_from_checkpoint(tmp_path):
@@ -183,5 +183,5 @@ def test_error_via_inlier_trains(tmp_path):
     labels[:10] = True
     model = _tiny("rvqvae", error_via="inlier", epochs=3)
     history = model.fit(images, labels, FitConfig(seed=0))
-    assert all(math.isfinite(e["loss"]) for e in history["epochs"])
-    assert history["epochs"][-1]["flag"] is not None
+    assert all(math.isfinite(e["loss"]) for e in history.history["epochs"])
+    assert history.history["epochs"][-1]["flag"] is not None

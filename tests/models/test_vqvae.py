@@ -54,9 +54,9 @@ def test_eq2_gradients_reach_only_allowed_parameters():
 def test_loss_goes_down_on_a_tiny_set():
     model = _tiny(epochs=8, batch_size=8, lr=1e-3)
     hist = model.fit(_images(), torch.zeros(48, dtype=torch.bool), FitConfig(seed=0))
-    losses = [r["loss"] for r in hist["epochs"]]
+    losses = [r["loss"] for r in hist.history["epochs"]]
     assert losses[-1] < 0.7 * losses[0]
-    assert {"perplexity", "dead_codes"} <= set(hist["epochs"][0])
+    assert {"perplexity", "dead_codes"} <= set(hist.history["epochs"][0])
 
 
 def test_save_load_gives_identical_samples(tmp_path):
@@ -107,8 +107,8 @@ def _resume_matches_uninterrupted(name, tmp_path, **over):
     assert ckpt.load()["epoch"] == 1
     resumed = _tiny(name, **over)
     h_res = resumed.fit(images, labels, FitConfig(seed=3, checkpoint=ckpt))
-    assert len(h_res["epochs"]) == len(h_full["epochs"])
-    for a, b in zip(h_full["epochs"], h_res["epochs"]):
+    assert len(h_res.history["epochs"]) == len(h_full.history["epochs"])
+    for a, b in zip(h_full.history["epochs"], h_res.history["epochs"]):
         assert abs(a["loss"] - b["loss"]) < 1e-4 * max(1.0, abs(a["loss"]))
     assert torch.equal(full.sample(6, seed=1), resumed.sample(6, seed=1))
 
@@ -120,5 +120,5 @@ def test_fit_resumes_from_checkpoint(tmp_path):
 def test_dead_code_reset_revives_unused_codes():
     model = _tiny(epochs=1, codebook_remedy="dead_code_reset")
     hist = model.fit(_images(), torch.zeros(48, dtype=torch.bool), FitConfig(seed=0))
-    row = hist["epochs"][0]
+    row = hist.history["epochs"][0]
     assert row["codes_reset"] == row["dead_codes"] > 0

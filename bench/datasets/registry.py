@@ -1,0 +1,244 @@
+"""Dataset registry: ``@register_dataset("name", ...)`` on a :class:`Dataset` subclass (the counterpart of
+``register_model``).
+
+A registration holds everything the harness needs to know about a dataset, so no dataset name is written anywhere
+but in the dataset's own module:
+
+- how to read its inlier and outlier pools from a root folder (``Dataset.pools``), and its embedded synthetic
+  fallback for runs without ``--data-root`` (``Dataset.synthetic_pools``, optional);
+- its settings dataclass (a :class:`DatasetCounts` subclass) and the defaults of every profile;
+- its title, what its inliers and outliers are, and the paper's published values (optional), for reports.
+
+Built-in datasets live in ``bench/datasets/*.py`` and are imported on first use; plug-ins register theirs the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from bench import fields
+from bench.datasets.pools import Pool
+from bench.errors import BenchError
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+@dataclass
+class DatasetCounts:
+    """How many images of one dataset each set gets. Held-out sets never overlap the training images."""
+
+    inliers: int  # training inliers (all of them in every cell; outliers are added to reach the ratio)
+    classifier_train_per_class: int
+    classifier_test_per_class: int
+    reference: int  # real inliers for FID / KID / precision-recall
+
+    def __post_init__(self) -> None:
+        fields.require_positive(self, ("inliers", "classifier_train_per_class", "classifier_test_per_class", "reference"))
+
+
+@dataclass(frozen=True)
+class PoolPair:
+    """What a dataset reads from its root: the inlier and outlier pools, and where they came from (for reports)."""
+
+    inliers: Pool
+    outliers: Pool
+    source: str  # a folder, or "synthetic ..."
+
+
+@dataclass
+class PaperValues:
+    """A dataset's published numbers, keyed by the paper's model names (``register_model(paper_name=...)``) and
+    ratio in percent. Any of them may be empty."""
+
+    pct_inliers: dict[str, dict[float, float]] = field(default_factory=dict)
+    fid: dict[str, dict[float, float]] = field(default_factory=dict)
+    f1: dict[float, float] = field(default_factory=dict)
+    table_numbers: tuple[int, int] | None = None  # the paper's (% inliers table, FID table), e.g. (1, 3)
+
+
+class Dataset:
+    """Base class of a registered dataset; an instance holds the resolved settings of one profile."""
+
+    name: str = ""  # set by @register_dataset
+
+    def __init__(self, settings: DatasetCounts):
+        self.settings = settings
+
+    def pools(self, root: Path, seed: int) -> PoolPair:
+        """Inlier and outlier pools read from ``root`` (a BenchError naming the fix when the layout is wrong)."""
+        raise NotImplementedError
+
+    def synthetic_pools(self, seed: int, length: int) -> PoolPair | None:
+        """Embedded fallback for runs without a data root (``length`` images per pool at least); None: none."""
+        return None
+
+    def open(self, root: Path | None, seed: int, synthetic_length: int) -> PoolPair:
+        if root is not None:
+            return self.pools(root, seed)
+        pair = self.synthetic_pools(seed, synthetic_length)
+        if pair is None:
+            raise BenchError(
+                f"dataset '{self.name}' has no embedded data: pass its folder with --data-root {self.name}=PATH"
+            )
+        return pair
+
+    def check_root(self, root: Path) -> None:
+        """Cheap layout check of a data root, run before any expensive work (default: it is a folder)."""
+        if not root.exists():
+            raise BenchError(f"data root for '{self.name}' not found: {root}")
+        if not root.is_dir():
+            raise BenchError(f"data root for '{self.name}' is not a folder: {root}")
+
+    def root_fingerprint(self, root: Path) -> str:
+        """Identity of the images under ``root`` (their content, not the path)."""
+        raise NotImplementedError
+
+    def synthetic_fingerprint(self) -> str:
+        """Identity of the embedded fallback (a version string of its drawing code)."""
+        return "none"
+
+    def source_fingerprint(self, root: Path | None) -> str:
+        """Identity of the images a split is drawn from: part of every cell's config digest."""
+        return self.synthetic_fingerprint() if root is None else self.root_fingerprint(root)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    cls: type
+    settings_cls: type
+    profiles: dict[str, DatasetCounts]
+    title: str
+    inlier_name: str
+    outlier_name: str
+    description: str
+    paper: PaperValues | None
+    default: bool  # part of `bench run`'s default --datasets
+    module: str
+
+    def settings_for(self, profile: str) -> DatasetCounts:
+        return copy.deepcopy(self.profiles[profile])
+
+    def build(self, settings: DatasetCounts) -> Dataset:
+        return self.cls(settings)
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+_loaded = False
+
+
+def register_dataset(
+    name: str,
+    *,
+    title: str,
+    settings: type = DatasetCounts,
+    profiles: dict[str, Any],
+    inlier_name: str = "inliers",
+    outlier_name: str = "outliers",
+    paper: PaperValues | None = None,
+    default: bool = False,
+    description: str = "",
+) -> Callable[[type], type]:
+    """Register a :class:`Dataset` subclass under ``name``.
+
+    ``profiles`` maps every profile name (``bench.config.PROFILE_NAMES``) to an instance of ``settings``, or to the
+    name of another profile whose settings it reuses (explicit inheritance, e.g. ``{"demo": "smoke"}``).
+    """
+    from bench.config import PROFILE_NAMES
+
+    def deco(cls: type) -> type:
+        where = f"dataset '{name}' ({cls.__module__})"
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise BenchError(f"bad dataset name {name!r} in {cls.__module__}: use lower-case letters, digits, - or _")
+        if not (isinstance(cls, type) and issubclass(cls, Dataset)):
+            raise BenchError(f"{where}: register_dataset decorates a bench.api.Dataset subclass, got {cls!r}")
+        if not (dataclasses.is_dataclass(settings) and issubclass(settings, DatasetCounts)):
+            raise BenchError(f"{where}: settings must be a dataclass subclassing DatasetCounts")
+        resolved = _resolve_profiles(profiles, PROFILE_NAMES, settings, where)
+        old = _REGISTRY.get(name)
+        if old is not None and old.cls.__qualname__ != cls.__qualname__:
+            raise BenchError(f"{where}: the name '{name}' is taken by {old.cls.__module__}.{old.cls.__qualname__}")
+        cls.name = name
+        _REGISTRY[name] = DatasetSpec(
+            name, cls, settings, resolved, title, inlier_name, outlier_name,
+            description or (cls.__doc__ or "").strip().split("\n")[0], paper, default, cls.__module__,
+        )  # fmt: skip
+        return cls
+
+    return deco
+
+
+def _resolve_profiles(profiles: Any, names: tuple[str, ...], settings: type, where: str) -> dict[str, DatasetCounts]:
+    if not isinstance(profiles, dict):
+        raise BenchError(f"{where}: profiles must be a dict of profile name -> settings")
+    unknown = sorted(set(profiles) - set(names))
+    if unknown:
+        raise BenchError(f"{where}: unknown profile '{unknown[0]}' (profiles: {', '.join(names)})")
+    missing = [p for p in names if p not in profiles]
+    if missing:
+        raise BenchError(
+            f"{where} has no settings for profile(s) {', '.join(missing)}: give each one, or inherit, e.g. "
+            f"profiles={{..., '{missing[0]}': '{next(iter(profiles), 'paper')}'}}"
+        )
+    out: dict[str, DatasetCounts] = {}
+    for p in names:
+        value, seen = profiles[p], {p}
+        while isinstance(value, str):
+            if value not in profiles or value in seen:
+                raise BenchError(f"{where}: profile '{p}' inherits from '{value}', which is not a settings entry")
+            seen.add(value)
+            value = profiles[value]
+        if not isinstance(value, settings):
+            raise BenchError(f"{where}: profile '{p}' must be a {settings.__name__} instance, got {type(value).__name__}")
+        out[p] = value
+    return out
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import bench.datasets as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"bench.datasets.{info.name}")
+    from bench import plugins
+
+    plugins.load_entry_points()
+
+
+def names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> DatasetSpec:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise BenchError(f"unknown dataset '{name}': choose from {', '.join(sorted(_REGISTRY)) or '(none registered)'}")
+    return _REGISTRY[name]
+
+
+def defaults() -> list[str]:
+    """The datasets `bench run` uses without --datasets (the paper's, in registration order)."""
+    _load_builtin()
+    return [n for n, s in _REGISTRY.items() if s.default]
+
+
+def resolve(text: str) -> list[str]:
+    """A comma list of dataset names -> validated names, in the given order."""
+    out = [d.strip() for d in text.split(",") if d.strip()]
+    if not out:
+        raise BenchError(f"no dataset given: pass --datasets, e.g. --datasets {','.join(defaults())}")
+    for d in out:
+        get(d)
+    return list(dict.fromkeys(out))

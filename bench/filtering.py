@@ -1,0 +1,132 @@
+"""Detector-filtered training, a stage any model can be put behind: "detect, drop, then train".
+
+``--filter DETECTOR:FRACTION[:key=value,...]`` (e.g. ``pca:0.3``, ``iforest:0.25:n_estimators=200``) fits a
+registered label-free detector (``bench/detectors.py``) on the contaminated training set, drops the ``FRACTION`` of
+training images it scores as most outlying, and trains the model on the rest. The filter is part of the cell's
+settings (its own config digest and variant, e.g. "GAN (filter=pca:0.3)"). The outlier labels are used only to
+report how well the dropped set matches them (precision, recall, AUC, the outlier share left). Detector scores are
+cached per (split, detector settings, seed), so every model behind the same filter reuses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import atomic
+from bench.detectors import flag_metrics, top_fraction
+from bench.errors import BenchError
+from bench.progress import Progress, null_progress
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    detector: str
+    fraction: float
+    params: dict[str, Any]  # the detector's full parameters
+    overrides: dict[str, Any]  # what the user changed (for the label)
+
+    @property
+    def label(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+        return f"{self.detector}:{self.fraction:g}" + (f":{extra}" if extra else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detector": self.detector, "fraction": self.fraction, "params": dict(self.params), "label": self.label}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "FilterSpec | None":
+        if d is None:
+            return None
+        return parse(d["label"])
+
+
+def parse(text: str) -> FilterSpec | None:
+    """``none`` -> None; ``DETECTOR:FRACTION[:key=value,...]`` -> FilterSpec (one-line BenchError otherwise)."""
+    from bench import detectors
+    from bench.config import parse_value
+
+    text = text.strip()
+    if text in ("", "none"):
+        return None
+    parts = text.split(":", 2)
+    usage = "use DETECTOR:FRACTION[:key=value,...], e.g. --filter pca:0.3"
+    if len(parts) < 2:
+        raise BenchError(f"bad --filter '{text}': {usage} (detectors: {', '.join(detectors.names())})")
+    name, frac_text = parts[0].strip(), parts[1].strip()
+    detectors.get(name)
+    try:
+        fraction = float(frac_text)
+    except ValueError:
+        raise BenchError(f"bad --filter '{text}': fraction '{frac_text}' is not a number; {usage}") from None
+    if not 0 < fraction < 1:
+        raise BenchError(f"bad --filter '{text}': the fraction to drop must be in (0, 1), got {fraction:g}")
+    overrides: dict[str, Any] = {}
+    if len(parts) == 3 and parts[2].strip():
+        for item in parts[2].split(","):
+            key, eq, raw = item.partition("=")
+            if not eq or not key.strip():
+                raise BenchError(f"bad --filter '{text}': parameter '{item}' is not key=value; {usage}")
+            overrides[key.strip()] = parse_value(raw.strip())
+    params = detectors.make_params(name, overrides)
+    return FilterSpec(name, fraction, dataclasses.asdict(params), overrides)
+
+
+@dataclass
+class TrainingSet:
+    """The images a model trains on, and (reporting only) how the filter's dropped set matches the labels."""
+
+    images: torch.Tensor
+    is_outlier: torch.Tensor  # reporting only
+    report: dict[str, Any]
+
+
+def _scores(spec: FilterSpec, images: torch.Tensor, split_hash: str, seed: int, cache_dir: Path,
+            progress: Progress) -> torch.Tensor:  # fmt: skip
+    from bench import detectors
+
+    key = hashlib.sha256(json.dumps([split_hash, spec.detector, spec.params, seed], sort_keys=True).encode()).hexdigest()
+    path = Path(cache_dir) / "detectors" / f"{spec.detector}-{key[:24]}.pt"
+    if path.exists():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if blob.get("key") == key:
+                return blob["scores"]
+        except Exception:  # derived data: recompute
+            pass
+    params = detectors.make_params(spec.detector, spec.params)
+    with progress(total=1, desc=f"filter: fitting detector {spec.detector} on {len(images)} training images") as bar:
+        scores = detectors.get(spec.detector).score(images, params, seed)
+        bar.update(1)
+    if scores.numel() != len(images) or not torch.isfinite(scores).all():
+        raise BenchError(f"detector {spec.detector} returned {scores.numel()} scores (need {len(images)} finite ones)")
+    atomic.torch_save(path, {"key": key, "scores": scores})
+    return scores
+
+
+def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path,
+                 progress: Progress = null_progress) -> TrainingSet:  # fmt: skip
+    """The split's training set, minus what the filter drops (everything when ``spec`` is None)."""
+    images, labels = split.train_images, split.train_is_outlier.bool()
+    if spec is None:
+        return TrainingSet(images, labels, {})
+    scores = _scores(spec, images, split.split_hash, seed, cache_dir, progress)
+    dropped = top_fraction(scores, spec.fraction)
+    keep = ~dropped
+    m = flag_metrics(labels, spec.fraction, scores=scores, flagged=dropped)
+    n_kept = int(keep.sum())
+    report = {
+        "filter": spec.label,
+        "filter_precision": m["precision"],
+        "filter_recall": m["recall"],
+        "filter_auc": m["auc"],
+        "n_train_kept": n_kept,
+        "kept_outlier_share": float(labels[keep].float().mean()) if n_kept else None,
+    }
+    return TrainingSet(images[keep], labels[keep], report)
