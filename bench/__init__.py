@@ -1,3 +1,3 @@
 """robust-gen-bench: contaminated-training-set benchmark for generative models (RVQ-VAE reference)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -176,6 +176,9 @@ def plan(
         raise BenchError(f"bad jobs={jobs!r}: run at least 1 cell at a time (--jobs 1)")
     if backend not in ("loky", "dask"):
         raise BenchError(f"unknown backend '{backend}': choose loky or dask")
+    if scheduler is not None and backend != "dask":
+        raise BenchError(f"--scheduler {scheduler} is a Dask scheduler: add --backend dask (or drop --scheduler)")
+    check_inception_weights(prof)
     spec = grid.GridSpec(
         prof, Path(out), ds_names, model_names, ratio_list, seed_list, roots, filter_specs, jobs, backend, scheduler,
         [p.ref for p in loaded], command,
@@ -184,6 +187,15 @@ def plan(
     if check_out:
         grid.check_writable(Path(out))
     return spec, planned
+
+
+def check_inception_weights(prof: Profile) -> None:
+    """A configured InceptionV3 weights file must exist and be a state dict: checked before any work."""
+    from bench.classifiers import features
+
+    path = features.resolve_inception_weights(prof.eval)
+    if path is not None and prof.eval.inception_weights:
+        features._check_is_state_dict(path)
 
 
 def run(
@@ -366,25 +378,34 @@ def reevaluate(cell_dir: str | Path, inception_weights: str | None = None, progr
 
     folder = Path(cell_dir)
     if not folder.is_dir():
-        raise BenchError(f"cell folder not found: {folder}")
+        raise BenchError(f"cell folder not found: {folder} (pass OUT/cells/<dataset>/<model>/r<ratio>/s<seed>/<digest>)")
     row = store.done_row(folder)
     if row is None or not (folder / "samples.npz").exists():
         raise BenchError(f"{folder} is not a finished cell (needs done.json and samples.npz; run 'bench run' first)")
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise BenchError(f"{folder}/config.json is missing or unreadable: rerun the cell with 'bench run'") from None
-    if "config_digest" not in config:
-        raise BenchError(f"{folder} was written before cell digests: 'bench eval' cannot rebuild its settings; "
-                         f"rerun it with 'bench run' (its row still appears in reports)")  # fmt: skip
+    config = _read_json(folder / "config.json", "rerun the cell with 'bench run'")
+    old_metrics = _read_json(folder / "metrics.json", "delete the cell folder and rerun it with 'bench run'")
+    if "config_digest" not in config and "profile" in config:
+        raise BenchError(f"{folder}/config.json was written before cell digests: 'bench eval' cannot rebuild its "
+                         f"settings; rerun the cell with 'bench run' (its row still appears in reports)")  # fmt: skip
+    missing = [k for k in ("cell", "config_digest", "profile") if k not in config]
+    if missing:
+        raise BenchError(f"{folder}/config.json lacks '{missing[0]}': rerun the cell with 'bench run'")
     _plugins.load_all([p["ref"] for p in config.get("plugins", []) if p.get("via") != "entry point"])
     prof = Profile.from_dict(config["profile"])
     if inception_weights is not None:
         if not Path(inception_weights).is_file():
             raise BenchError(f"--inception-weights {inception_weights}: file not found")
         prof.eval.inception_weights = inception_weights
-    cell = Cell(**config["cell"])
-    out = folder.parents[5]
+        check_inception_weights(prof)
+    try:
+        cell = Cell(**config["cell"])
+    except TypeError:
+        raise BenchError(f"{folder}/config.json has a damaged 'cell' entry: rerun the cell with 'bench run'") from None
+    parents = folder.resolve().parents
+    out = parents[5] if len(parents) > 5 else folder.resolve()
+    if cell.folder(out, config["config_digest"]) != folder.resolve():
+        raise BenchError(f"{folder} is not inside its results folder (expected OUT/cells/{cell.key}/"
+                         f"{config['config_digest'][:12]}): run bench eval on the cell where bench run wrote it")  # fmt: skip
     samples = _stored_samples(folder / "samples.npz", prof.data.size)
     split = open_split(prof, cell.dataset, cell.ratio, cell.seed, out, config.get("data_root"), progress)
     evaluator = evaluator_for(prof, split, cell.seed, out, progress)
@@ -398,11 +419,22 @@ def reevaluate(cell_dir: str | Path, inception_weights: str | None = None, progr
     keys = ("pct_inliers", "robustness", "pct_replay", "pct_replay_inliers", "fid", "fid_kind", "fd_classifier", "kid",
             "precision", "recall")  # fmt: skip
     row = {**row, **{k: metrics.get(k) for k in keys}, "eval_s": round(time.perf_counter() - t0, 2)}
-    old = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    atomic.write_json(folder / "metrics.json", {**old, "metrics": metrics, "row": row})
+    atomic.write_json(folder / "metrics.json", {**old_metrics, "metrics": metrics, "row": row})
     atomic.write_json(folder / "done.json", {"row": row})
     store.append_row(out, row)
     return row
+
+
+def _read_json(path: Path, fix: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"{path} is missing: {fix}") from None
+    except (OSError, ValueError):
+        raise BenchError(f"{path} is damaged (not readable JSON): {fix}") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path} is damaged (not a JSON object): {fix}")
+    return data
 
 
 def _stored_samples(path: Path, size: int) -> torch.Tensor:

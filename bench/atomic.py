@@ -48,7 +48,8 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+    # A file name that is not valid UTF-8 (read from disk) shows up escaped instead of failing the write.
+    write_bytes(path, text.encode("utf-8", errors="backslashreplace"))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

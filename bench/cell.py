@@ -187,5 +187,5 @@ def run_cell(job: CellJob, progress: Progress | None = None) -> dict[str, Any]:
                                                 "history": result.history, "row": row})  # fmt: skip
     atomic.write_json(folder / "done.json", {"row": row})
     checkpoint.clear()
-    note(progress, f"done in {time.perf_counter() - t_cell:.0f} s: {metrics['pct_inliers']:.1f} % inliers")
+    note(progress, f"done in {time.perf_counter() - t_cell:.0f} s: {metrics['pct_inliers']:.1f} % inliers", phase=None)
     return row

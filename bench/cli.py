@@ -207,6 +207,7 @@ def run(models_, datasets_, ratios, seeds, data_roots, out, jobs, backend, sched
 
         progress.note(reporter, "writing the report (tables, Fig. 4, sample grids)")
         report_path = report_mod.write_report(spec.out)
+        progress.note(reporter, f"report written to {report_path}", phase=None)
     from bench import summary
 
     done = [row for p in planned if (row := store.done_row(p.job.folder)) is not None]

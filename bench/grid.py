@@ -68,6 +68,23 @@ def check_writable(out: Path) -> None:
         raise BenchError(f"cannot write results to --out {out}: {e.strerror or e} (pass a writable folder)") from None
 
 
+def check_pool_sizes(dataset: Any, root: Path, ratio: float) -> None:
+    """Enough image files for the profile's counts at the largest ratio (counted, not decoded: unreadable files can
+    still make the split fail later, with the count of what was skipped)."""
+    from bench.datasets import counts_for
+
+    counts = counts_for(dataset.settings, ratio)
+    pools = dataset.open(root, 0, counts.inliers_needed)
+    for what, pool, need in (("inlier", pools.inliers, counts.inliers_needed),
+                             ("outlier", pools.outliers, counts.outliers_needed)):  # fmt: skip
+        if len(pool) < need:
+            raise BenchError(
+                f"not enough {dataset.name} {what} images in {root}: the profile needs {need} at r = {ratio:g} %, the "
+                f"folder has {len(pool)}; use more images, a smaller profile (--profile smoke) or lower counts "
+                f"(e.g. --set data.{dataset.name}.inliers=N)"
+            )
+
+
 def plan(spec: GridSpec) -> list[PlannedCell]:
     """Every cell's identity and state. Validates data roots and settings; reads no images."""
     sources = {}
@@ -76,6 +93,7 @@ def plan(spec: GridSpec) -> list[PlannedCell]:
         dataset = open_dataset(ds, spec.profile.data)
         if root is not None:
             dataset.check_root(Path(root).expanduser())
+            check_pool_sizes(dataset, Path(root).expanduser(), max(spec.ratios))
         sources[ds] = dataset.source_fingerprint(Path(root).expanduser() if root is not None else None)
     profile_dict = spec.profile.to_dict()
     planned = []
@@ -107,7 +125,8 @@ def dry_run_lines(planned: list[PlannedCell]) -> list[str]:
         extra = f"  (also finished with other settings: {'; '.join(p.stale_digests)})" if p.stale_digests else ""
         lines.append(f"{p.state:5s}  {what}{extra}")
     counts = {s: sum(p.state == s for p in planned) for s in ("done", "todo", "stale")}
-    lines.append(f"{len(planned)} cells: {counts['done']} done, {counts['todo']} todo, {counts['stale']} stale "
+    profile = planned[0].job.profile["name"] if planned else "?"
+    lines.append(f"{len(planned)} cells (profile {profile}): {counts['done']} done, {counts['todo']} todo, {counts['stale']} stale "
                  f"(stale: only finished with other settings; these settings run as a new cell beside them)")  # fmt: skip
     return lines
 
@@ -149,7 +168,11 @@ def write_f1_table(out: Path, profile: Profile, split: Any, evaluator: Any) -> N
 
     path = f1_path(out, split)
     if path.exists():
-        return
+        try:
+            if {"ratio", "f1"} <= set(pd.read_csv(path).columns):
+                return
+        except (OSError, ValueError, pd.errors.ParserError):
+            pass  # damaged: written again below
     frame = pd.DataFrame(evaluator.f1_table()).assign(dataset=split.dataset, seed=split.seed, profile=profile.name)
     atomic.write_text(path, frame.to_csv(index=False))
 
@@ -178,7 +201,7 @@ def run(
         variant = f" [{row['variant']}]" if row.get("variant") else ""
         took = float(row.get("train_s") or 0) + float(row.get("sample_s") or 0) + float(row.get("eval_s") or 0)
         note(progress, f"cell {i}/{len(todo)} finished: {key}{variant} {row['pct_inliers']:.1f} % inliers, "
-                       f"{took / 60:.1f} min; grid elapsed {_clock(elapsed)}, ETA {_clock(eta)}")  # fmt: skip
+                       f"{took / 60:.1f} min; grid elapsed {_clock(elapsed)}, ETA {_clock(eta)}", phase=None)  # fmt: skip
         on_row(row)
     return rows
 
@@ -207,6 +230,7 @@ def _dispatch(spec: GridSpec, todo: list[PlannedCell], progress: Progress) -> It
         return
     from joblib import Parallel, delayed
 
-    note(progress, f"{len(jobs)} cells on {spec.jobs} worker processes; each worker prints its cell's progress")
+    note(progress, f"{len(jobs)} cells on {spec.jobs} worker processes; each worker prints its cell's progress",
+         phase=None)
     parallel = Parallel(n_jobs=spec.jobs, backend=spec.backend, return_as="generator_unordered")
     yield from parallel(delayed(run_cell)(job) for job in jobs)

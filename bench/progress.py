@@ -8,6 +8,7 @@ Three kinds: tqdm bars on a terminal, counted lines (``LineProgress``: a line wh
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any, Protocol, TextIO
 
@@ -43,18 +44,19 @@ class NullProgress:
     def __call__(self, total: int, desc: str) -> _NullBar:
         return _NullBar()
 
-    def note(self, message: str) -> None:
+    def note(self, message: str, phase: Any = None) -> None:
         pass
 
 
 null_progress = NullProgress()
 
 
-def note(progress: Any, message: str) -> None:
-    """One phase line through ``progress`` if it can print lines (plug-in progress objects may not)."""
+def note(progress: Any, message: str, phase: Any = "start") -> None:
+    """One line through ``progress`` if it can print lines (plug-in progress objects may not). By default the line
+    starts a phase that the heartbeat keeps reporting until the next line; ``phase=None`` for a line that ends one."""
     fn = getattr(progress, "note", None)
     if fn is not None:
-        fn(message)
+        fn(message, phase=phase)
 
 
 def _clock(seconds: float) -> str:
@@ -68,13 +70,15 @@ class _LineBar:
         self.n, self.postfix = 0, ""
         self.t0 = self.last = time.monotonic()
 
-    def _print(self, final: bool = False) -> None:
-        now = time.monotonic()
+    def status(self, final: bool = False) -> str:
         pct = f" ({100 * self.n / self.total:.0f} %)" if self.total else ""
         rest = f" {self.postfix}" if self.postfix else ""
-        took = f" done in {now - self.t0:.1f} s" if final else ""
-        self.owner.note(f"{self.desc} {self.n}/{self.total}{pct}{rest}{took}")
-        self.last = now
+        took = f" done in {time.monotonic() - self.t0:.1f} s" if final else f" {time.monotonic() - self.t0:.0f} s"
+        return f"{self.desc} {self.n}/{self.total}{pct}{rest}{took}"
+
+    def _print(self, final: bool = False) -> None:
+        self.owner.note(self.status(final), phase=None if final else self)
+        self.last = time.monotonic()
 
     def __enter__(self) -> "_LineBar":
         self._print()
@@ -92,22 +96,55 @@ class _LineBar:
     def __exit__(self, *exc: Any) -> None:
         if exc[0] is None:
             self._print(final=True)
+        self.owner._phase = None
 
 
 class LineProgress:
-    """Counted lines on ``stream``: ``[mm:ss] prefix desc n/total (pct) ...`` every ``every_s`` seconds at most."""
+    """Counted lines on ``stream``: ``[mm:ss] prefix desc n/total (pct) ...`` when a phase starts, every ``every_s``
+    seconds while it runs (a heartbeat thread speaks for phases that update rarely, e.g. a long epoch or sampling),
+    and when it ends."""
 
     def __init__(self, prefix: str = "", every_s: float = 5.0, stream: TextIO | None = None):
         self.prefix, self.every_s, self.stream = prefix, every_s, stream
         self.t0 = time.monotonic()
+        self._phase: Any = None  # the running bar, or a (message, start) of a phase announced by note()
+        self._last_line = time.monotonic()
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
 
     def __call__(self, total: int, desc: str) -> _LineBar:
         return _LineBar(self, total, desc)
 
-    def note(self, message: str) -> None:
+    def note(self, message: str, phase: Any = "start") -> None:
+        """One line; it also names the current phase for the heartbeat (``phase=None``: a phase ended)."""
         stream = self.stream or sys.stderr
         head = f"[{_clock(time.monotonic() - self.t0)}] {self.prefix}"
-        print(f"{head}{message}", file=stream, flush=True)
+        with self._lock:
+            print(f"{head}{message}", file=stream, flush=True)
+            self._last_line = time.monotonic()
+            self._phase = (message, time.monotonic()) if phase == "start" else phase
+        self._start_ticker()
+
+    def _start_ticker(self) -> None:
+        if self._ticker is None and self.every_s > 0:
+            self._ticker = threading.Thread(target=self._tick, daemon=True, name="bench-progress")
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(self.every_s / 2)
+            phase = self._phase
+            if phase is None or time.monotonic() - self._last_line < self.every_s:
+                continue
+            if isinstance(phase, _LineBar):
+                message = phase.status()
+            else:
+                message = f"... {phase[0]} ({time.monotonic() - phase[1]:.0f} s)"
+            stream = self.stream or sys.stderr
+            with self._lock:
+                if self._phase is phase:
+                    print(f"[{_clock(time.monotonic() - self.t0)}] {self.prefix}{message}", file=stream, flush=True)
+                    self._last_line = time.monotonic()
 
     def child(self, prefix: str, every_s: float | None = None) -> "LineProgress":
         """Lines of one cell, with its own prefix and the same clock."""
@@ -128,7 +165,7 @@ class TqdmProgress:
 
         return tqdm(total=total, desc=desc, position=self.position, leave=False, dynamic_ncols=True)
 
-    def note(self, message: str) -> None:
+    def note(self, message: str, phase: Any = None) -> None:
         from tqdm.auto import tqdm
 
         tqdm.write(f"[{_clock(time.monotonic() - self.t0)}] {message}", file=sys.stderr)

@@ -297,12 +297,16 @@ def _samples_note(ctx: Context, ds: str) -> str:
 
 def _f1_frame(out: Path) -> pd.DataFrame:
     frames = []
+    cols = ["dataset", "seed", "ratio", "f1", "profile"]
     for p in sorted((out / "f1").glob("*.csv")):
         try:
-            frames.append(pd.read_csv(p))
+            frame = pd.read_csv(p)
         except (OSError, ValueError, pd.errors.ParserError):
-            continue
-    cols = ["dataset", "seed", "ratio", "f1", "profile"]
+            continue  # a damaged Table 5 input: left out (it is rebuilt by the next `bench run` of its dataset)
+        if set(cols[:4]) <= set(frame.columns):
+            frame["ratio"] = pd.to_numeric(frame["ratio"], errors="coerce")
+            frame["f1"] = pd.to_numeric(frame["f1"], errors="coerce")
+            frames.append(frame.dropna(subset=["ratio"]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
@@ -499,9 +503,15 @@ def load_context(out: Path, echo: Callable[[str], None] = lambda line: None) -> 
 
 
 def write_report(out: Path, echo: Callable[[str], None] = lambda line: None) -> Path:
+    from bench.errors import BenchError
+
     out = Path(out)
-    ctx = load_context(out, echo)
     folder = out / "report"
+    if folder.exists() and not folder.is_dir():
+        raise BenchError(f"{folder} exists and is not a folder: move it away, the report is written there")
+    ctx = load_context(out, echo)
+    if ctx.df.empty:
+        raise BenchError(f"no finished cells in {out}: run 'bench run --out {out}' first (or pass another --out)")
     folder.mkdir(parents=True, exist_ok=True)
     df = ctx.df
     has_fid = "fid" in df and df["fid"].notna().any()

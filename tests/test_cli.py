@@ -47,7 +47,7 @@ def test_data_build_json_twice_same_hash(tmp_path):
         (["run", "--models", "nosuchmodel", "--profile", "smoke"], "unknown model"),
         (["run", "--ratios", "0,200", "--profile", "smoke"], "bad outlier ratio"),
         (["run", "--profile", "smoke", "--set", "models.vqvae.nosuch=1"], "unknown setting models.vqvae.nosuch"),
-        (["run", "--profile", "smoke", "--set", "models.rvqvae.loss=\"huber\""], "bad setting for models.rvqvae"),
+        (["run", "--profile", "smoke", "--set", "models.rvqvae.loss=\"huber\""], "bad setting models.rvqvae.loss"),
         (["data", "build", "--ratio", "10"], "Missing option"),
     ],
 )

@@ -107,7 +107,7 @@ def test_dry_run_lists_cells(tmp_path, capsys, mean_plugin):
     assert main(["run", "--profile", "smoke", "--models", "test_mean", "--ratios", "0,5,...,15", "--dry-run",
                  "--datasets", "facemask,roomcrop", "--out", str(tmp_path)]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "8 cells: 0 done, 8 todo, 0 stale" in out and "todo   " in out and "roomcrop/test_mean/r15/s0" in out
+    assert "8 cells (profile smoke): 0 done, 8 todo, 0 stale" in out and "todo   " in out and "roomcrop/test_mean/r15/s0" in out
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # a dry run writes nothing
 
 

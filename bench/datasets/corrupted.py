@@ -61,9 +61,13 @@ class LmdbPool:
             raise BenchError(
                 f"{path} is an LMDB database but the 'lmdb' package is missing: pip install 'robust-gen-bench[lmdb]'"
             ) from None
-        self.env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=64)
-        with self.env.begin(write=False) as txn:
-            self.keys = [k for k, _ in txn.cursor()]
+        try:
+            self.env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=64)
+            with self.env.begin(write=False) as txn:
+                self.keys = [k for k, _ in txn.cursor()]
+        except lmdb.Error as e:
+            raise BenchError(f"{path}/data.mdb is not a readable LMDB database ({type(e).__name__}): pass an LSUN "
+                             f"LMDB export or a plain image folder") from None  # fmt: skip
         stat = (path / "data.mdb").stat()
         self.fingerprint = hashlib.sha256(f"lmdb:{len(self.keys)}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
         self.skipped: Counter = Counter()

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from bench import fields
-from bench.detectors import flag_metrics, roc_auc, top_fraction
+from bench.detectors import flag_metrics, register_detector, roc_auc, top_fraction
 from bench.models.base import to_float
 from bench.models.vq_common import (
     VQ_PROFILES,
@@ -279,3 +279,36 @@ class RVQVAE(VQModelBase):
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Reconstruction through C_in for every image (same as reconstruct_inlier_only; kept for symmetry)."""
         return self.reconstruct_inlier_only(images)
+
+
+@dataclass(frozen=True)
+class RVQDetectorParams:
+    """RVQ-VAE's autoencoder trained as a detector (no prior): the cpu profile's settings by default."""
+
+    epochs: int = 8
+    batch_size: int = 32
+    eta: float = 0.2
+    selection: str = "batch"
+    lr: float = 3e-4
+
+    def __post_init__(self) -> None:  # the same checks as the model's own settings
+        RVQVAEConfig(epochs=self.epochs, batch_size=self.batch_size, eta=self.eta, selection=self.selection, lr=self.lr)
+
+
+@register_detector(
+    "rvqvae", params=RVQDetectorParams,
+    description="RVQ-VAE's own flagged set: its last-epoch C_out assignment first, then its last reconstruction errors",
+)  # fmt: skip
+def rvqvae_detector(images: torch.Tensor, params: RVQDetectorParams, seed: int) -> torch.Tensor:
+    """Train RVQ-VAE's autoencoder on the (contaminated, unlabelled) images; score = 1 for the images its last epoch
+    sent to C_out plus their normalised last error (so dropping a fraction eta drops exactly its C_out assignment, and
+    other fractions continue by error)."""
+    from bench.models.base import FitConfig
+
+    cfg = RVQVAEConfig(epochs=params.epochs, batch_size=params.batch_size, eta=params.eta, selection=params.selection,
+                       lr=params.lr, prior_epochs=0)  # fmt: skip
+    model = RVQVAE(cfg, images.shape[-1])
+    result = model.fit(images, torch.zeros(len(images), dtype=torch.bool), FitConfig(seed=seed))  # no labels
+    errors = result.outlier_scores.double()
+    span = float(errors.max() - errors.min()) or 1.0
+    return result.set_aside.double() + (errors - errors.min()) / span * 0.999
