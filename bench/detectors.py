@@ -129,6 +129,7 @@ class DetectorSpec:
     fn: Callable[[torch.Tensor, Any, int], torch.Tensor]
     params_cls: type
     description: str = ""
+    cheap: bool = True  # fitted on every split for the report's detector table (False: only when used as a filter)
 
     def make_params(self, overrides: dict[str, Any] | None = None) -> Any:
         return _fields.build(self.params_cls, dict(overrides or {}), f"detector {self.name}")
@@ -141,11 +142,12 @@ class DetectorSpec:
 _DETECTORS: dict[str, DetectorSpec] = {}
 
 
-def register_detector(name: str, *, params: type, description: str = "") -> Callable:
+def register_detector(name: str, *, params: type, description: str = "", cheap: bool = True) -> Callable:
     def deco(fn: Callable) -> Callable:
         if name in _DETECTORS and _DETECTORS[name].fn.__qualname__ != fn.__qualname__:
             raise BenchError(f"detector name '{name}' is already registered")
-        _DETECTORS[name] = DetectorSpec(name, fn, params, description or (fn.__doc__ or "").strip().split("\n")[0])
+        _DETECTORS[name] = DetectorSpec(name, fn, params, description or (fn.__doc__ or "").strip().split("\n")[0],
+                                        cheap)
         return fn
 
     return deco

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bench import filtering, identity, registry, store
+from bench import detector_table, filtering, identity, registry, store
 from bench.cell import CellJob, evaluator_for, open_split, run_cell
 from bench.config import Profile
 from bench.datasets import open_dataset, skipped_line
@@ -145,6 +145,9 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
         line = skipped_line(split)
         if line:
             note(progress, line)
+        if c.ratio > 0:
+            note(progress, f"preparing {c.dataset} r={c.ratio:g}% seed {c.seed}: label-free detectors' table")
+            detector_table.write_table(spec.out, split, c.seed)
         if (c.dataset, c.seed) not in heldout:
             heldout.add((c.dataset, c.seed))
             note(progress, f"preparing {c.dataset} seed {c.seed}: inlier classifier and reference features")

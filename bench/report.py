@@ -368,6 +368,54 @@ def _filter_table(ctx: Context) -> Table:
     return t
 
 
+def _detector_frame(out: Path) -> pd.DataFrame:
+    frames = []
+    for p in sorted((out / "detectors").glob("*.csv")):
+        try:
+            frames.append(pd.read_csv(p))
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _detector_tables(ctx: Context) -> list[Table]:
+    det = _detector_frame(ctx.out)
+    main = Table("table_detectors", "Extra table. Label-free outlier detectors on each training set",
+                 "AUC, and precision / recall when dropping the top r of the scores (r = the true outlier ratio, "
+                 "which a user does not know); fitted on the contaminated training images, scored against the labels. "
+                 "Mean over seeds.", 2)  # fmt: skip
+    sweep = Table("table_detectors_fractions", "Extra table. What dropping a fixed fraction f leaves",
+                  "Outlier share left in the kept training set (%) / inliers dropped (%) when dropping the top f of each "
+                  "detector's scores; the training set itself holds r % outliers. Mean over seeds.", 1)  # fmt: skip
+    if det.empty or not {"dataset", "detector", "ratio", "fraction"} <= set(det.columns):
+        return [main, sweep]
+    for ds in [d for d in ctx.groups if d in set(det.dataset)]:
+        part = det[det.dataset == ds]
+        for name in sorted(set(part.detector)):
+            d = part[part.detector == name]
+            cells = {}
+            for r in sorted(set(d.ratio)):
+                sel = d[(d.ratio == r) & d.oracle_fraction.astype(bool)]
+                auc, p, rc = (_fmt(*mean_ci(sel[c])[:2], 2) for c in ("auc", "precision", "recall"))
+                cells[f"{r:g}%"] = f"AUC {auc} / P {p} / R {rc}"
+            main.add(f"{_title(ds)} {name}", cells)
+            for f in sorted(set(d[~d.oracle_fraction.astype(bool)].fraction)):
+                cells = {}
+                for r in sorted(set(d.ratio)):
+                    sel = d[(d.ratio == r) & (d.fraction == f) & ~d.oracle_fraction.astype(bool)]
+                    n_in = _inliers_per_split(ctx, ds, r)
+                    left = mean_ci(100 * sel.kept_outlier_share)[0]
+                    lost = mean_ci(100 * sel.inliers_dropped / n_in)[0] if n_in else math.nan
+                    cells[f"{r:g}%"] = f"{left:.1f} / {lost:.1f}" if left == left else ""
+                sweep.add(f"{_title(ds)} {name}, f = {f:g}", cells)
+    return [main, sweep]
+
+
+def _inliers_per_split(ctx: Context, ds: str, r: float) -> float:
+    part = ctx.df[(ctx.df.dataset == ds) & (ctx.df.ratio == r)]
+    return float(part.n_inliers.iloc[0]) if len(part) else math.nan
+
+
 # ------------------------------------------------------------------------------------------------ figures
 
 
@@ -519,7 +567,7 @@ def write_report(out: Path, echo: Callable[[str], None] = lambda line: None) -> 
     tables: list[Table] = []
     for ds in ctx.groups:
         tables += _dataset_tables(ctx, ds, fid_metric)
-    tables += [_f1_table(ctx), _flag_table(ctx), _filter_table(ctx)]
+    tables += [_f1_table(ctx), _flag_table(ctx), _filter_table(ctx), *_detector_tables(ctx)]
     for t in tables:
         t.write(folder)
     figs = _fig4(ctx, fid_metric, folder)

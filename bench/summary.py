@@ -46,8 +46,6 @@ def end_of_run(spec: Any, rows: list[dict[str, Any]], report_path: Path | None) 
         return "(no finished cells)"
     profile = spec.profile.name
     lines: list[str] = []
-    if spec.profile.meaningless:
-        lines += [NEXT_STEPS["smoke"], ""]
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         part = [r for r in rows if r["dataset"] == ds]
         title = dataset_registry.get(ds).title if ds in dataset_registry.names() else ds

@@ -296,7 +296,7 @@ class RVQDetectorParams:
 
 
 @register_detector(
-    "rvqvae", params=RVQDetectorParams,
+    "rvqvae", params=RVQDetectorParams, cheap=False,
     description="RVQ-VAE's own flagged set: its last-epoch C_out assignment first, then its last reconstruction errors",
 )  # fmt: skip
 def rvqvae_detector(images: torch.Tensor, params: RVQDetectorParams, seed: int) -> torch.Tensor:
