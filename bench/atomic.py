@@ -72,3 +72,21 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def load_keyed(path: str | os.PathLike, key: str) -> dict[str, Any] | None:
+    """A derived-data blob written with ``torch_save(path, {"key": key, ...})``, or None when it is absent, stale or
+    unreadable (then it is recomputed: a damaged cache never fails a run)."""
+    import sys
+
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        print(f"note: cache file {path} is unreadable ({type(e).__name__}); recomputing", file=sys.stderr)
+        return None
+    return blob if isinstance(blob, dict) and blob.get("key") == key else None

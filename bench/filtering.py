@@ -94,13 +94,9 @@ def _scores(spec: FilterSpec, images: torch.Tensor, split_hash: str, seed: int, 
 
     key = hashlib.sha256(json.dumps([split_hash, spec.detector, spec.params, seed], sort_keys=True).encode()).hexdigest()
     path = Path(cache_dir) / "detectors" / f"{spec.detector}-{key[:24]}.pt"
-    if path.exists():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            if blob.get("key") == key:
-                return blob["scores"]
-        except Exception:  # derived data: recompute
-            pass
+    blob = atomic.load_keyed(path, key)
+    if blob is not None:
+        return blob["scores"]
     params = detectors.make_params(spec.detector, spec.params)
     with progress(total=1, desc=f"filter: fitting detector {spec.detector} on {len(images)} training images") as bar:
         scores = detectors.get(spec.detector).score(images, params, seed)

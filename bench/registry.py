@@ -10,14 +10,13 @@ order live here, with each model, and nowhere else.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from bench import fields
 from bench.errors import BenchError
+from bench.registration import import_builtin_modules, resolve_profiles
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 KINDS = ("model", "reference")
@@ -106,31 +105,13 @@ def register_model(
 
 
 def _resolve_profiles(profiles: Any, names: tuple[str, ...], where: str) -> dict[str, dict[str, Any]]:
-    if profiles is None:
-        profiles = {}
-    if not isinstance(profiles, dict):
-        raise BenchError(f"{where}: profiles must be a dict of profile name -> settings")
-    unknown = sorted(set(profiles) - set(names))
-    if unknown:
-        raise BenchError(f"{where}: unknown profile '{unknown[0]}' (profiles: {', '.join(names)})")
-    missing = [p for p in names if p not in profiles]
-    if missing:
-        raise BenchError(
-            f"{where} has no settings for profile(s) {', '.join(missing)}: give each one, e.g. "
-            f"profiles={{'paper': {{}}, 'cpu': {{...}}, 'smoke': {{...}}, 'demo': 'smoke'}} (a string inherits)"
-        )
-    out = {}
-    for p in names:
-        value, seen = profiles[p], {p}
-        while isinstance(value, str):
-            if value not in profiles or value in seen:
-                raise BenchError(f"{where}: profile '{p}' inherits from '{value}', which is not a settings entry")
-            seen.add(value)
-            value = profiles[value]
+    def check(p: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise BenchError(f"{where}: profile '{p}' settings must be a dict, got {type(value).__name__}")
-        out[p] = dict(value)
-    return out
+        return dict(value)
+
+    example = "e.g. profiles={'paper': {}, 'cpu': {...}, 'smoke': {...}, 'demo': 'smoke'} (a string inherits)"
+    return resolve_profiles(profiles, names, where, check, example)
 
 
 def _load_all() -> None:
@@ -140,12 +121,7 @@ def _load_all() -> None:
     _loaded = True
     import bench.models as pkg
 
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"bench.models.{info.name}")
-    from bench import plugins
-
-    plugins.load_entry_points()
+    import_builtin_modules(pkg)
 
 
 def names(kind: str | None = None) -> list[str]:

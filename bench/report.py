@@ -330,42 +330,37 @@ def _f1_table(ctx: Context) -> Table:
     return t
 
 
-def _flag_table(ctx: Context) -> Table:
-    t = Table("table_selfrecognition", "Extra table. Self-recognition: which training images a robust model set aside",
-              "Precision / recall of the set aside against the true outlier labels (chance precision = ratio), and the "
-              "AUC of the model's outlier scores. Not reported by the paper.", 3)  # fmt: skip
+def _set_table(ctx: Context, t: Table, prefix: str) -> Table:
+    """Precision / recall / AUC columns ``<prefix>_precision`` ... per configuration and ratio (configurations
+    without any are left out)."""
+    cols = (f"{prefix}_precision", f"{prefix}_recall", f"{prefix}_auc")
     for ds, groups in ctx.groups.items():
         for g in groups:
             part = ctx.part(g)
-            part = part[part.flag_precision.notna() | part.flag_auc.notna()]
+            part = part[part[cols[0]].notna() | part[cols[2]].notna()]
             if part.empty:
                 continue
             cells = {}
             for r in sorted(set(part.ratio)):
                 sel = part[part.ratio == r]
-                p, rc, auc = (_fmt(*mean_ci(sel[c])[:2], 2) for c in ("flag_precision", "flag_recall", "flag_auc"))
+                p, rc, auc = (_fmt(*mean_ci(sel[c])[:2], 2) for c in cols)
                 cells[f"{r:g}%"] = f"P {p} / R {rc}" + (f" / AUC {auc}" if auc else "")
             t.add(f"{_title(ds)} {g.label}", cells)
     return t
 
 
+def _flag_table(ctx: Context) -> Table:
+    return _set_table(ctx, Table(
+        "table_selfrecognition", "Extra table. Self-recognition: which training images a robust model set aside",
+        "Precision / recall of the set aside against the true outlier labels (chance precision = ratio), and the AUC "
+        "of the model's outlier scores. Not reported by the paper.", 3), "flag")  # fmt: skip
+
+
 def _filter_table(ctx: Context) -> Table:
-    t = Table("table_filters", "Extra table. Detector-filtered training: what the filter dropped",
-              "Precision / recall / AUC of the dropped set against the true outlier labels (label-free detectors; the "
-              "labels only score them), for every filtered configuration.", 3)  # fmt: skip
-    for ds, groups in ctx.groups.items():
-        for g in groups:
-            part = ctx.part(g)
-            part = part[part.filter_precision.notna() | part.filter_auc.notna()]
-            if part.empty:
-                continue
-            cells = {}
-            for r in sorted(set(part.ratio)):
-                sel = part[part.ratio == r]
-                p, rc, auc = (_fmt(*mean_ci(sel[c])[:2], 2) for c in ("filter_precision", "filter_recall", "filter_auc"))
-                cells[f"{r:g}%"] = f"P {p} / R {rc} / AUC {auc}"
-            t.add(f"{_title(ds)} {g.label}", cells)
-    return t
+    return _set_table(ctx, Table(
+        "table_filters", "Extra table. Detector-filtered training: what the filter dropped",
+        "Precision / recall / AUC of the dropped set against the true outlier labels (label-free detectors; the labels "
+        "only score them), for every filtered configuration.", 3), "filter")  # fmt: skip
 
 
 def _detector_frame(out: Path) -> pd.DataFrame:

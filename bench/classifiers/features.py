@@ -215,13 +215,9 @@ def reference_features(space: FeatureSpace, reference_uint8, cache_dir: Path) ->
     """Features of the real reference set, cached under sha256(image content + extractor identity)."""
     key = hashlib.sha256(f"{space.identity}\n{images_sha256(reference_uint8)}".encode()).hexdigest()
     path = Path(cache_dir) / "features" / f"reference-{space.kind}-{key[:24]}.pt"
-    if path.exists():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            if blob.get("key") == key:
-                return blob["features"]
-        except Exception as e:  # derived data: recompute rather than fail
-            print(f"note: feature cache {path} is unreadable ({type(e).__name__}); recomputing", file=sys.stderr)
+    blob = atomic.load_keyed(path, key)
+    if blob is not None:
+        return blob["features"]
     features = extract_features(space, reference_uint8)
     atomic.torch_save(path, {"key": key, "features": features})
     return features

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
-import pkgutil
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any, Callable
 from bench import fields
 from bench.datasets.pools import Pool
 from bench.errors import BenchError
+from bench.registration import import_builtin_modules, resolve_profiles
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
@@ -176,29 +175,12 @@ def register_dataset(
 
 
 def _resolve_profiles(profiles: Any, names: tuple[str, ...], settings: type, where: str) -> dict[str, DatasetCounts]:
-    if not isinstance(profiles, dict):
-        raise BenchError(f"{where}: profiles must be a dict of profile name -> settings")
-    unknown = sorted(set(profiles) - set(names))
-    if unknown:
-        raise BenchError(f"{where}: unknown profile '{unknown[0]}' (profiles: {', '.join(names)})")
-    missing = [p for p in names if p not in profiles]
-    if missing:
-        raise BenchError(
-            f"{where} has no settings for profile(s) {', '.join(missing)}: give each one, or inherit, e.g. "
-            f"profiles={{..., '{missing[0]}': '{next(iter(profiles), 'paper')}'}}"
-        )
-    out: dict[str, DatasetCounts] = {}
-    for p in names:
-        value, seen = profiles[p], {p}
-        while isinstance(value, str):
-            if value not in profiles or value in seen:
-                raise BenchError(f"{where}: profile '{p}' inherits from '{value}', which is not a settings entry")
-            seen.add(value)
-            value = profiles[value]
+    def check(p: str, value: Any) -> DatasetCounts:
         if not isinstance(value, settings):
             raise BenchError(f"{where}: profile '{p}' must be a {settings.__name__} instance, got {type(value).__name__}")
-        out[p] = value
-    return out
+        return value
+
+    return resolve_profiles(profiles, names, where, check, "or inherit, e.g. profiles={..., 'demo': 'smoke'}")
 
 
 def _load_builtin() -> None:
@@ -208,12 +190,7 @@ def _load_builtin() -> None:
     _loaded = True
     import bench.datasets as pkg
 
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"bench.datasets.{info.name}")
-    from bench import plugins
-
-    plugins.load_entry_points()
+    import_builtin_modules(pkg)
 
 
 def names() -> list[str]:
