@@ -280,6 +280,7 @@ def _dataset_tables(ctx: Context, ds: str, fid_metric: str) -> list[Table]:
         for pname, values in paper.fid.items():
             fd.add(f"{pname} (paper FID, other metric)", {f"{r:g}%": f"{v:.3f}" for r, v in values.items() if r in ratios})
     tables.append(fd)
+    tables.append(_headline_table(ctx, ds, fid_metric))
     tables.append(_metric_table(
         ctx, ds, "robustness", None, f"table_{ds}_robustness", f"Robustness index for {_title(ds)}",
         "(% inliers - replay) / (replay inliers - replay) on the same split, seed and sample count: 0 = as "
@@ -288,6 +289,26 @@ def _dataset_tables(ctx: Context, ds: str, fid_metric: str) -> list[Table]:
         f"low recall. {note}", 2, extra=_recall_note,
     ))  # fmt: skip
     return tables
+
+
+def _headline_table(ctx: Context, ds: str, fid_metric: str) -> Table:
+    """At the largest ratio: every configuration's % inliers, robustness, recall and FD/FID side by side."""
+    part = ctx.df[ctx.df.dataset == ds]
+    r = max(part.ratio)
+    fd = "FID" if fid_metric == "fid" else "FD (not FID)"
+    t = Table(f"table_{ds}_at_{r:g}", f"Headline. {_title(ds)} at r = {r:g} %",
+              f"Mean ± 95 % t-interval over seeds (n = number of seeds). {_data_note(ctx.sources.get(ds, set()))}."
+              f"{_profile_note(ctx, ds)}", 2)  # fmt: skip
+    for g in ctx.groups[ds]:
+        sel = ctx.part(g)
+        sel = sel[sel.ratio == r]
+        if sel.empty:
+            continue
+        t.add(g.label, {
+            "% inliers": _fmt(*mean_ci(sel.pct_inliers)[:2], 1), "robustness": _fmt(*mean_ci(sel.robustness)[:2], 2),
+            "recall": _fmt(*mean_ci(sel.recall)[:2], 2), fd: _fmt(*mean_ci(sel[fid_metric])[:2], 2), "n": str(len(sel)),
+        })  # fmt: skip
+    return t
 
 
 def _samples_note(ctx: Context, ds: str) -> str:
