@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from bench import filtering, grid, registry, robustness, store
+from bench import filtering, grid, loading, registry, robustness, store
 from bench import plugins as _plugins
 from bench.cell import anchors, evaluator_for, open_split, refusal
 from bench.config import PROFILE_NAMES, Profile, load_profile, to_toml
@@ -159,7 +159,7 @@ def plan(
     **sets: Any,
 ) -> tuple[grid.GridSpec, list[grid.PlannedCell]]:
     """Validate everything a grid needs (before any expensive work) and plan its cells: (spec, planned cells)."""
-    loaded = _plugins.load_all(list(plugins))
+    loaded = loading.load_all(list(plugins))
     prof = _profile(profile, config, overrides, sets)
     model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
     if datasets is None:
@@ -224,7 +224,7 @@ def print_config(models: str | Iterable[str] = "all", datasets: str | Iterable[s
                  profile: str | None = None, config: str | Path | None = None, overrides: dict | None = None,
                  plugins: Iterable[str] = (), **sets: Any) -> str:  # fmt: skip
     """The fully resolved configuration as TOML (feed it back with ``config=``/``--config`` for the same cells)."""
-    _plugins.load_all(list(plugins))
+    loading.load_all(list(plugins))
     prof = _profile(profile, config, overrides, sets)
     model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
     ds = dataset_registry.resolve(",".join(dataset_registry.defaults()) if datasets is None else
@@ -390,7 +390,7 @@ def reevaluate(cell_dir: str | Path, inception_weights: str | None = None, progr
     missing = [k for k in ("cell", "config_digest", "profile") if k not in config]
     if missing:
         raise BenchError(f"{folder}/config.json lacks '{missing[0]}': rerun the cell with 'bench run'")
-    _plugins.load_all([p["ref"] for p in config.get("plugins", []) if p.get("via") != "entry point"])
+    loading.load_all([p["ref"] for p in config.get("plugins", []) if p.get("via") != "entry point"])
     prof = Profile.from_dict(config["profile"])
     if inception_weights is not None:
         if not Path(inception_weights).is_file():
@@ -454,5 +454,5 @@ def check_model(name: str, plugins: Iterable[str] = (), progress: Progress = nul
     """Run the model contract on tiny synthetic data (``bench check-model``); returns the checklist."""
     from bench import checkmodel
 
-    _plugins.load_all(list(plugins))
+    loading.load_all(list(plugins))
     return checkmodel.check(name, progress)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import atomic, filtering, plugins, provenance, registry, robustness
+from bench import atomic, filtering, loading, plugins, provenance, registry, robustness
 from bench.config import Profile
 from bench.datasets import Split, build_split
 from bench.detectors import flag_metrics
@@ -108,7 +108,7 @@ def anchors(evaluator: Evaluator, split: Split, n: int, seed: int) -> dict[str, 
 
 def run_cell(job: CellJob, progress: Progress | None = None) -> dict[str, Any]:
     """Run one cell to completion (or return its stored row when already finished)."""
-    plugins.load_all(job.plugins)
+    loading.load_all(job.plugins)
     folder = job.folder
     finished = done_row(folder)
     if finished is not None:

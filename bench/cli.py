@@ -67,9 +67,9 @@ def cli() -> None:
 @_plugin_option
 def models(plugin_refs) -> None:
     """List the registered models (and where each comes from)."""
-    from bench import plugins, registry
+    from bench import loading, plugins, registry
 
-    plugins.load_all(list(plugin_refs))
+    loading.load_all(list(plugin_refs))
     for name in registry.names():
         spec = registry.get(name)
         tags = [spec.kind] + (["oracle"] if spec.oracle else []) + [plugins.origin(spec.module)]
@@ -80,10 +80,10 @@ def models(plugin_refs) -> None:
 @_plugin_option
 def datasets(plugin_refs) -> None:
     """List the registered datasets, corruptions and outlier detectors."""
-    from bench import detectors, plugins
+    from bench import detectors, loading, plugins
     from bench.datasets import corruptions, registry
 
-    plugins.load_all(list(plugin_refs))
+    loading.load_all(list(plugin_refs))
     for name in registry.names():
         spec = registry.get(name)
         default = ", default" if spec.default else ""
@@ -112,11 +112,11 @@ def data_build(dataset, data_root, ratio, seed, out, as_json, profile, config_fi
     """Build (or load from cache) one split and write a preview grid PNG."""
     import torch
 
-    from bench import api, plugins
+    from bench import api, loading
     from bench.datasets import describe, skipped_line
     from bench.grids import save_grid
 
-    plugins.load_all(list(plugin_refs))
+    loading.load_all(list(plugin_refs))
     if data_root is not None and "=" in data_root:
         roots = api.parse_data_roots([data_root])
         if set(roots) != {dataset}:
@@ -241,9 +241,9 @@ def eval_(cell_dir, inception_weights) -> None:
 def score(samples, dataset, data_roots, seed, ratio, out, append_to, model_name, as_json, profile, config_file, sets,
           plugin_refs) -> None:  # fmt: skip
     """Score generated images made anywhere (image folder, .npz with 'samples', .pt tensor) as a cell is scored."""
-    from bench import api, plugins, progress
+    from bench import api, loading, progress
 
-    plugins.load_all(list(plugin_refs))
+    loading.load_all(list(plugin_refs))
     roots = api.parse_data_roots(data_roots)
     if set(roots) - {dataset}:
         raise BenchError(f"--data-root names {', '.join(sorted(set(roots) - {dataset}))}, not --dataset {dataset}")
@@ -287,10 +287,10 @@ def check_model(name, plugin_refs) -> None:
 @_plugin_option
 def report(out, plugin_refs) -> None:
     """Regenerate the tables, Fig. 4 and sample grids from OUT's cells (never retrains)."""
-    from bench import plugins
+    from bench import loading
     from bench import report as report_mod
 
-    plugins.load_all(list(plugin_refs))
+    loading.load_all(list(plugin_refs))
     out = Path(out)
     if not out.is_dir():
         raise BenchError(f"results folder not found: {out} (pass the --out of a 'bench run')")

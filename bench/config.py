@@ -17,8 +17,7 @@ from typing import Any
 
 from bench import fields
 from bench.errors import BenchError
-
-PROFILE_NAMES = ("smoke", "demo", "cpu", "paper")
+from bench.registration import PROFILE_NAMES
 DEFAULT_PROFILE = "cpu"
 PROFILE_PURPOSE = {
     "smoke": "CI plumbing check: tiny data and models, the numbers carry no meaning",

@@ -137,19 +137,6 @@ def from_environment() -> list[str]:
     return [p.strip() for p in os.environ.get(ENV_VAR, "").split(",") if p.strip()]
 
 
-def load_all(refs: list[str] | tuple[str, ...] = ()) -> list[LoadedPlugin]:
-    """Entry points, then ``BENCH_PLUGINS``, then ``refs`` (from --plugin). Returns what ``refs`` and the variable
-    loaded, in order (entry points are in ``provenance()``)."""
-    from bench import registry
-    from bench.datasets import registry as datasets
-
-    registry.names()  # built-in models and entry points first, so a plug-in cannot take a built-in name
-    datasets.names()
-    out = [load(r, ENV_VAR) for r in from_environment()]
-    out += [load(r, "--plugin") for r in refs]
-    return out
-
-
 def provenance() -> list[dict]:
     """Every plug-in loaded in this process, for config.json."""
     return [asdict(p) for p in _loaded.values()]

@@ -10,6 +10,9 @@ from typing import Any, Callable
 
 from bench.errors import BenchError
 
+# Every registered model and dataset gives settings for each of these (bench.config builds the profiles).
+PROFILE_NAMES = ("smoke", "demo", "cpu", "paper")
+
 
 def resolve_profiles(profiles: Any, names: tuple[str, ...], where: str, check: Callable[[str, Any], Any],
                      example: str) -> dict[str, Any]:  # fmt: skip

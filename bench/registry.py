@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from bench import fields
 from bench.errors import BenchError
-from bench.registration import import_builtin_modules, resolve_profiles
+from bench.registration import PROFILE_NAMES, import_builtin_modules, resolve_profiles
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 KINDS = ("model", "reference")
@@ -68,7 +68,6 @@ def register_model(
     paper's values), or to the name of another profile to inherit from, e.g. ``{"paper": {}, "cpu": {"epochs": 8},
     "smoke": {"epochs": 1}, "demo": "smoke"}``.
     """
-    from bench.config import PROFILE_NAMES
     from bench.models.base import GenerativeModel
 
     def deco(cls: type) -> type:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from bench import fields
 from bench.datasets.pools import Pool
 from bench.errors import BenchError
-from bench.registration import import_builtin_modules, resolve_profiles
+from bench.registration import PROFILE_NAMES, import_builtin_modules, resolve_profiles
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
@@ -150,7 +150,6 @@ def register_dataset(
     ``profiles`` maps every profile name (``bench.config.PROFILE_NAMES``) to an instance of ``settings``, or to the
     name of another profile whose settings it reuses (explicit inheritance, e.g. ``{"demo": "smoke"}``).
     """
-    from bench.config import PROFILE_NAMES
 
     def deco(cls: type) -> type:
         where = f"dataset '{name}' ({cls.__module__})"
