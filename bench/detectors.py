@@ -252,12 +252,13 @@ def _check_images(detector: str, images: Any) -> None:
 def top_principal_components(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(variances k, directions P x k) of the top-k principal components of the already centred rows ``x``.
 
-    Exact (Lanczos on the P x P covariance, fixed start vector, so deterministic): ~0.5 s for k = 8 on the cpu
-    profile's 4,286 x 3,072 training set, where a full SVD takes ~40 s on 2 cores. Each direction's sign is fixed
-    (largest entry positive) so that downstream randomised methods see the same features on every run.
+    Exact (Lanczos on the P x P covariance from a fixed start vector, so deterministic): 2-4 s with the covariance
+    on the cpu profile's 4,286 x 3,072 training set on 2 cores, where a full SVD takes ~40 s. Each direction's sign
+    is fixed (largest entry positive) so that randomised methods downstream see the same features on every run.
+    At most min(N, P) - 1 components, as ``pca_residual_scores`` clips k.
     """
     n, p = x.shape
-    k = max(0, min(k, p, n - 1))
+    k = max(0, min(k, min(n, p) - 1))
     if k == 0:
         return torch.zeros(0, dtype=torch.float64), torch.zeros(p, 0, dtype=torch.float64)
     cov = (x.T @ x).numpy() / max(1, n - 1)
@@ -394,7 +395,10 @@ def _mcd(images: torch.Tensor, params: MCDParams, seed: int) -> torch.Tensor:
     from sklearn.covariance import MinCovDet
 
     z = whitened_pcs(images, params.k).numpy()
-    mcd = MinCovDet(support_fraction=params.support_fraction, random_state=seed).fit(z)
+    try:
+        mcd = MinCovDet(support_fraction=params.support_fraction, random_state=seed).fit(z)
+    except ValueError as e:  # e.g. more than half the images identical: the robust covariance is singular
+        raise BenchError(f"detector mcd cannot fit these {len(z)} images ({e}): use another detector") from None
     return torch.from_numpy(mcd.mahalanobis(z))
 
 

@@ -277,3 +277,14 @@ def test_a_new_detector_registers_once_and_is_found():
         assert detectors.get(name).fn is bright
     finally:
         detectors._DETECTORS.pop(name, None)
+
+
+def test_degenerate_sets_score_or_fail_with_one_line():
+    constant = torch.full((20, 3, 4, 4), 7, dtype=torch.uint8)
+    for name in BUILT_INS:
+        if name == "mcd":
+            with pytest.raises(BenchError, match="detector mcd cannot fit"):
+                detectors.score(name, constant)
+        else:
+            scores = detectors.score(name, constant)
+            assert torch.isfinite(scores).all() and scores.unique().numel() == 1, name
