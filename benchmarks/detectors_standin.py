@@ -209,14 +209,17 @@ def tables(rows: list[dict]) -> str:
     out.append("| stand-in | detector | f | images lost | SMD brightness | SMD contrast | SMD saturation | extreme | "
                "variance kept |")  # fmt: skip
     out.append("|---|---|---|---|---|---|---|---|---|")
-    for s in STAND_INS:
+    zero = {s: [(x["detector"], x["seed"], x["drops"]) for x in _get(rows, stand_in=s, ratio=0)] for s in STAND_INS}
+    same = all(zero[s] == zero[STAND_INS[0]] for s in STAND_INS) and zero[STAND_INS[0]]
+    for s in STAND_INS[:1] if same else STAND_INS:
+        shown = "both (same images)" if same else s
         for key in ("0.1", "0.2"):
             for d in dets:
                 g = _get(rows, stand_in=s, ratio=0, detector=d)
                 if not g:
                     continue
                 out.append(
-                    f"| {s} | {d} | {key} | {g[0]['drops'][key]['inliers_lost']} | "
+                    f"| {shown} | {d} | {key} | {g[0]['drops'][key]['inliers_lost']} | "
                     + " | ".join(_ms(_drop(g, key, k)) for k in ("smd_brightness", "smd_contrast", "smd_saturation",
                                                                   "extreme_brightness_share", "inlier_variance_kept"))
                     + " |"
