@@ -8,6 +8,7 @@ For each detector: AUC, and precision / recall / the outlier share left in the k
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,34 @@ def write_table(out: Path, split: Any, seed: int) -> Path:
     if not path.exists():
         atomic.write_text(path, pd.DataFrame(detector_rows(split, seed)).to_csv(index=False))
     return path
+
+
+@dataclass
+class TableJob:
+    """Plain data for a worker: the detector table of one cached split (runs beside the cells, in the same pool)."""
+
+    out: str
+    profile: dict[str, Any]
+    dataset: str
+    ratio: float
+    seed: int
+    data_root: str | None
+    plugins: list[str]
+    jobs: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"detector table {self.dataset}/r{self.ratio:g}/s{self.seed}"
+
+
+def run_table_job(job: TableJob) -> None:
+    from bench import loading
+    from bench.cell import open_split, set_threads
+    from bench.config import Profile
+    from bench.progress import null_progress
+
+    loading.load_all(job.plugins)
+    profile = Profile.from_dict(job.profile)
+    set_threads(profile.run.threads, job.jobs)
+    split = open_split(profile, job.dataset, job.ratio, job.seed, Path(job.out), job.data_root, null_progress)
+    write_table(Path(job.out), split, job.seed)

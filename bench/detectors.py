@@ -42,13 +42,8 @@ def pca_residual_scores(images: torch.Tensor, k: int = 8) -> torch.Tensor:
     """Norm of each image's residual after projecting onto the top-k principal components of the set."""
     x = _flat_float(images)
     x = x - x.mean(0, keepdim=True)
-    k = max(0, min(k, min(x.shape) - 1))
-    if k == 0:
-        return x.norm(dim=1)
-    # Right singular vectors of the centred data = principal directions.
-    _, _, vh = torch.linalg.svd(x, full_matrices=False)
-    basis = vh[:k]  # k x P
-    residual = x - (x @ basis.T) @ basis
+    _, basis = top_principal_components(x, k)  # P x k (none when k clips to 0: the residual is x itself)
+    residual = x - (x @ basis) @ basis.T
     return residual.norm(dim=1)
 
 

@@ -145,9 +145,6 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
         line = skipped_line(split)
         if line:
             note(progress, line)
-        if c.ratio > 0:
-            note(progress, f"preparing {c.dataset} r={c.ratio:g}% seed {c.seed}: label-free detectors' table")
-            detector_table.write_table(spec.out, split, c.seed)
         if (c.dataset, c.seed) not in heldout:
             heldout.add((c.dataset, c.seed))
             note(progress, f"preparing {c.dataset} seed {c.seed}: inlier classifier and reference features")
@@ -209,10 +206,40 @@ def run(
     return rows
 
 
+def table_jobs(spec: GridSpec, todo: list[PlannedCell]) -> list[detector_table.TableJob]:
+    """The label-free detectors' table of every contaminated split this run touches (not yet written)."""
+    jobs, seen = [], set()
+    profile = spec.profile.to_dict()
+    for p in todo:
+        c = p.cell
+        if c.ratio > 0 and (c.dataset, c.ratio, c.seed) not in seen:
+            seen.add((c.dataset, c.ratio, c.seed))
+            jobs.append(detector_table.TableJob(str(spec.out), profile, c.dataset, c.ratio, c.seed,
+                                                spec.data_roots.get(c.dataset), list(spec.plugins), spec.jobs))  # fmt: skip
+    return jobs
+
+
+def run_job(job: Any) -> dict | None:
+    """A worker's entry point: a cell (returns its row) or a detector table (returns None)."""
+    if isinstance(job, detector_table.TableJob):
+        detector_table.run_table_job(job)
+        return None
+    return run_cell(job)
+
+
 def _dispatch(spec: GridSpec, todo: list[PlannedCell], progress: Progress) -> Iterator[dict]:
-    jobs = [p.job for p in todo]
+    for row in _dispatch_jobs(spec, [p.job for p in todo] + table_jobs(spec, todo), progress):
+        if row is not None:
+            yield row
+
+
+def _dispatch_jobs(spec: GridSpec, jobs: list[Any], progress: Progress) -> Iterator[dict | None]:
     if spec.jobs <= 1 and spec.backend == "loky":
         for job in jobs:
+            if isinstance(job, detector_table.TableJob):
+                note(progress, job.key)
+                yield run_job(job)
+                continue
             note(progress, f"cell {job.cell.key}" + (f" [{job.identity.variant}]" if job.identity.variant else ""))
             cell_progress = progress.child(f"{job.cell.key}: ") if hasattr(progress, "child") else progress
             yield run_cell(job, cell_progress)
@@ -225,7 +252,7 @@ def _dispatch(spec: GridSpec, todo: list[PlannedCell], progress: Progress) -> It
         client = Client(spec.scheduler) if spec.scheduler else Client(processes=True, n_workers=spec.jobs,
                                                                        threads_per_worker=1)  # fmt: skip
         try:
-            futures = [client.submit(run_cell, job, pure=False) for job in jobs]
+            futures = [client.submit(run_job, job, pure=False) for job in jobs]
             for fut in as_completed(futures):
                 yield fut.result()
         finally:
@@ -233,7 +260,7 @@ def _dispatch(spec: GridSpec, todo: list[PlannedCell], progress: Progress) -> It
         return
     from joblib import Parallel, delayed
 
-    note(progress, f"{len(jobs)} cells on {spec.jobs} worker processes; each worker prints its cell's progress",
-         phase=None)
+    note(progress, f"{len(jobs)} jobs (cells and detector tables) on {spec.jobs} worker processes; each worker prints "
+                   f"its cell's progress", phase=None)  # fmt: skip
     parallel = Parallel(n_jobs=spec.jobs, backend=spec.backend, return_as="generator_unordered")
-    yield from parallel(delayed(run_cell)(job) for job in jobs)
+    yield from parallel(delayed(run_job)(job) for job in jobs)
