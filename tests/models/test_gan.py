@@ -18,9 +18,9 @@ NAME = "gan"
 TINY = {"channels": 8, "d_batch_size": 4, "g_batch_size": 8}
 
 
-def test_registered_with_three_profiles_and_official_defaults():
+def test_registered_with_four_profiles_and_official_defaults():
     spec = registry.get(NAME)
-    assert set(spec.profile_defaults) == {"smoke", "cpu", "paper"}
+    assert set(spec.profile_defaults) == {"smoke", "demo", "cpu", "paper"}
     cfg = spec.make_config("paper")
     assert (cfg.lr, cfg.beta1, cfg.beta2, cfg.lambda_r1, cfg.ema_beta) == (2e-4, 0.0, 0.99, 10.0, 0.999)
     assert (cfg.d_batch_size, cfg.g_batch_size, cfg.iterations, cfg.channels) == (64, 128, 200_000, 128)
