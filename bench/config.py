@@ -137,12 +137,12 @@ def _profile_base(name: str) -> Profile:
             eval=EvalConfig(max_generated=3_000, classifier_epochs=15, kid_subset_size=500),
             run=RunConfig(checkpoint_every_s=120.0),
         )  # fmt: skip
-    if name == "demo":  # the README's main job: see docs/demo-profile.md
+    if name == "demo":  # the README's main job, a few minutes on 2 cores; tiny models (docs/demo-profile.md)
         return Profile(
             name="demo", data=DataConfig(size=16),
-            eval=EvalConfig(max_generated=120, classifier_epochs=40, classifier_batch=32, feature_batch=60,
-                            kid_subset_size=50),
-            run=RunConfig(threads=1, checkpoint_every_s=30.0, grid_samples=36),
+            eval=EvalConfig(max_generated=600, classifier_epochs=20, classifier_batch=32, feature_batch=100,
+                            kid_subset_size=100),
+            run=RunConfig(threads=1, checkpoint_every_s=120.0),
         )  # fmt: skip
     if name == "smoke":  # CI: 16x16, ~150 training images, one or two epochs; seconds per cell
         return Profile(

@@ -141,7 +141,7 @@ class CorruptedDataset(Dataset):
 # inliers and at most 514+400+250 outliers at r = 30 %.
 CORRUPTED_PROFILES = {
     "smoke": CorruptedSettings(120, 60, 40, 60, pool_per_half=300),
-    "demo": CorruptedSettings(120, 60, 40, 60, pool_per_half=300),
+    "demo": CorruptedSettings(600, 300, 200, 300, pool_per_half=1_400),
     "cpu": CorruptedSettings(1_200, 400, 250, 600, pool_per_half=2_500),
     "paper": CorruptedSettings(30_000, 2_000, 1_000, 5_000, pool_per_half=38_000),
 }

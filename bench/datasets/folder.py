@@ -15,10 +15,10 @@ from bench.errors import BenchError
 
 # Sized like the paper's FaceMask protocol (§4.2), so FaceMask laid out as inliers/ + outliers/ gives the same split.
 # cpu: 3,000+900+500+1,400 = 5,800 of the FaceMask stand-ins' 5,932 unmasked faces and at most 1,286+900+500 =
-# 2,686 masked ones at r = 30 %. demo: the embedded synthetic faces (docs/demo-profile.md).
+# 2,686 masked ones at r = 30 %. demo: 600 synthetic training faces at 16 px (docs/demo-profile.md).
 TWO_FOLDER_PROFILES = {
     "smoke": DatasetCounts(120, 60, 40, 60),
-    "demo": DatasetCounts(120, 60, 40, 60),
+    "demo": DatasetCounts(600, 300, 200, 300),
     "cpu": DatasetCounts(3_000, 900, 500, 1_400),
     "paper": DatasetCounts(10_000, 2_000, 1_000, 5_000),
 }

@@ -1,7 +1,8 @@
 """Embedded procedural data, so ``bench run`` works on a fresh machine with no files.
 
-- faces: a drawn face (skin-toned oval, hair, eyes, brows, nose, mouth) on a random background; the outlier
-  class is the same kind of face wearing a surgical mask (covering nose to chin, with ear loops);
+- faces: a drawn face (skin-toned oval, hair, eyes, brows, nose, mouth) on a muted background; the outlier
+  class is the same kind of face wearing a light surgical mask (white, light blue or light green, from just below
+  the eyes to below the chin, with ear loops), so that a mask stays obvious down to 16x16 (the demo profile);
 - rooms: a drawn bedroom (wall, floor in perspective, bed with headboard, pillow and blanket, window, lamp);
   RoomCrop outliers are made from them by the same black-rectangle corruption as the real data.
 
@@ -19,7 +20,7 @@ from PIL import Image, ImageDraw
 from bench.datasets.images import to_square_rgb
 
 _CANVAS = 64
-VERSION = "synthetic-v1"  # bump when a drawing changes: split caches and cell digests then stop matching
+VERSION = "synthetic-v2"  # bump when a drawing changes: split caches and cell digests then stop matching
 _KIND_IDS = {"face": 1, "masked_face": 2, "room": 3}
 
 
@@ -33,15 +34,18 @@ def _jitter(rng: np.random.Generator, base: tuple[int, int, int], amount: int) -
 
 _SKIN = [(241, 194, 160), (224, 172, 130), (198, 134, 96), (141, 85, 54), (255, 219, 186)]
 _HAIR = [(30, 20, 15), (90, 60, 30), (200, 160, 90), (120, 40, 20), (60, 60, 60)]
-_MASKS = [(180, 210, 235), (235, 235, 240), (40, 40, 45), (150, 190, 170)]
+# Muted, mid-dark backgrounds: no saturated colours a small generator must learn, none close to a mask's colour.
+_BACKGROUNDS = [(70, 90, 120), (110, 120, 130), (90, 115, 85), (130, 100, 90), (60, 60, 75), (120, 110, 70)]
+# Surgical masks in light colours (white, light blue, light green), salient against every skin tone at 16 px.
+_MASKS = [(170, 205, 240), (240, 240, 245), (175, 225, 200)]
 
 
 def draw_face(rng: np.random.Generator, masked: bool) -> Image.Image:
-    img = Image.new("RGB", (_CANVAS, _CANVAS), _colour(rng, 40, 230))
+    img = Image.new("RGB", (_CANVAS, _CANVAS), _jitter(rng, _BACKGROUNDS[rng.integers(len(_BACKGROUNDS))], 15))
     d = ImageDraw.Draw(img)
-    cx = 32 + rng.integers(-3, 4)
-    cy = 33 + rng.integers(-3, 4)
-    fw, fh = rng.integers(17, 22), rng.integers(22, 27)
+    cx = 32 + rng.integers(-2, 3)
+    cy = 32 + rng.integers(-2, 3)
+    fw, fh = rng.integers(18, 22), rng.integers(23, 27)
     skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 12)
     hair = _jitter(rng, _HAIR[rng.integers(len(_HAIR))], 10)
     d.ellipse([cx - fw - 2, cy - fh - 4, cx + fw + 2, cy + fh // 3], fill=hair)  # hair behind the face
@@ -60,18 +64,19 @@ def draw_face(rng: np.random.Generator, masked: bool) -> Image.Image:
     my = cy + fh // 2
     mw = rng.integers(5, 9)
     d.arc([cx - mw, my - 4, cx + mw, my + 2 + rng.integers(0, 3)], 20, 160, fill=(150, 50, 50), width=2)
-    if masked:
+    if masked:  # from just below the eyes to below the chin, as wide as the face
         mask = _jitter(rng, _MASKS[rng.integers(len(_MASKS))], 10)
-        top = ny - 3
+        top = ey + 5
         d.polygon(
-            [(cx - fw, top + 2), (cx + fw, top + 2), (cx + fw - 3, cy + fh - 3), (cx, cy + fh + 1), (cx - fw + 3, cy + fh - 3)],
+            [(cx - fw - 1, top), (cx + fw + 1, top), (cx + fw - 2, cy + fh - 2), (cx, cy + fh + 3),
+             (cx - fw + 2, cy + fh - 2)],
             fill=mask,
         )
         for k in range(3):  # pleats
-            y = top + 6 + 5 * k
+            y = top + 5 + 5 * k
             d.line([cx - fw + 3, y, cx + fw - 3, y], fill=_jitter(rng, mask, 35), width=1)
         for sx in (-1, 1):  # ear loops
-            d.line([cx + sx * fw, top + 3, cx + sx * (fw + 2), ey], fill=mask, width=1)
+            d.line([cx + sx * (fw + 1), top + 1, cx + sx * (fw + 3), ey], fill=mask, width=2)
     return img
 
 

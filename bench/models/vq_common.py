@@ -60,11 +60,15 @@ class VQCommonConfig:
 VQ_PROFILES = {
     "smoke": {"epochs": 2, "batch_size": 32, "prior_epochs": 2, "prior_layers": 0, "prior_head_hidden": 64,
               "prior_dim": 32},
+    # 16 px, 600-857 synthetic images: hidden 64 (not 128) and lr 1e-3 for 8 AE epochs; the 4x4 grid's one-layer prior
+    # at dim 16 for 40 epochs of batch 64 (~380 steps). A first try (hidden 128, lr 3e-4, 10 prior epochs of batch 128)
+    # drew blurry faces and few masks. ~11-14 s CPU per cell on 1 thread; docs/demo-profile.md.
+    "demo": {"epochs": 8, "batch_size": 32, "lr": 1e-3, "hidden": 64, "prior_epochs": 40, "prior_layers": 0,
+             "prior_dim": 16, "prior_head_hidden": 64, "prior_lr": 1e-3, "prior_batch_size": 64},
     # 32 px, 3-4.3k images: 8 AE epochs at batch 32, a 5-layer (full receptive field at 8x8) dim-32 prior for 10
     # epochs. Measured: 5-7 min per cell (1 thread, prior and 3,000 samples included; docs/results-standin/).
     "cpu": {"epochs": 8, "batch_size": 32, "prior_epochs": 10, "prior_layers": 0, "prior_dim": 32,
             "prior_head_hidden": 128, "prior_lr": 1e-3, "prior_batch_size": 64},
-    "demo": "smoke",
     "paper": {},
 }
 
