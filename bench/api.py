@@ -141,12 +141,12 @@ def _profile(profile: str | None, config: str | Path | None, overrides: dict | N
 def plan(
     models: str | Iterable[str] = "all",
     datasets: str | Iterable[str] | None = None,
-    ratios: str | Iterable[float] = (0, 10, 20, 30),
+    ratios: str | Iterable[float] | None = None,
     seeds: str | Iterable[int] = (0,),
     *,
     profile: str | None = None,
     out: str | Path = "results",
-    jobs: int = 1,
+    jobs: int | None = None,
     data_roots: dict[str, str] | None = None,
     config: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -158,12 +158,17 @@ def plan(
     check_out: bool = True,
     **sets: Any,
 ) -> tuple[grid.GridSpec, list[grid.PlannedCell]]:
-    """Validate everything a grid needs (before any expensive work) and plan its cells: (spec, planned cells)."""
+    """Validate everything a grid needs (before any expensive work) and plan its cells: (spec, planned cells).
+    ``datasets``, ``ratios`` and ``jobs`` default to the profile's ``run.datasets`` / ``run.ratios`` / ``run.jobs``."""
     loaded = loading.load_all(list(plugins))
     prof = _profile(profile, config, overrides, sets)
     model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
     if datasets is None:
-        datasets = dataset_registry.defaults()
+        datasets = prof.run.datasets or dataset_registry.defaults()
+    if ratios is None:
+        ratios = prof.run.ratios
+    if jobs is None:
+        jobs = prof.run.jobs
     ds_names = dataset_registry.resolve(datasets if isinstance(datasets, str) else ",".join(datasets))
     ratio_list = _list(ratios, parse_ratios) if isinstance(ratios, str) else check_ratios(ratios)
     seed_list = _list(seeds, parse_seeds) if isinstance(seeds, str) else check_seeds(seeds)
@@ -201,12 +206,12 @@ def check_inception_weights(prof: Profile) -> None:
 def run(
     models: str | Iterable[str] = "all",
     datasets: str | Iterable[str] | None = None,
-    ratios: str | Iterable[float] = (0, 10, 20, 30),
+    ratios: str | Iterable[float] | None = None,
     seeds: str | Iterable[int] = (0,),
     *,
     profile: str | None = None,
     out: str | Path = "results",
-    jobs: int = 1,
+    jobs: int | None = None,
     progress: Progress | None = None,
     **kwargs: Any,
 ):

@@ -156,12 +156,12 @@ def _overrides(sets) -> dict:
 
 @cli.command()
 @click.option("--models", "models_", default="all", show_default=True, help="all or a comma list")
-@click.option("--datasets", "datasets_", default=None, help="comma list (default: the paper's datasets)")
-@click.option("--ratios", default="0,5,...,30", show_default=True, help="outlier ratios in percent")
+@click.option("--datasets", "datasets_", default=None, help="comma list (default: the profile's run.datasets)")
+@click.option("--ratios", default=None, help="outlier ratios in percent (default: the profile's run.ratios)")
 @click.option("--seeds", default="0", show_default=True)
 @data_root_options
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
-@click.option("--jobs", default=1, show_default=True, type=int, help="cells in parallel (worker processes)")
+@click.option("--jobs", default=None, type=int, help="cells in parallel, worker processes (default: run.jobs)")
 @click.option("--backend", default="loky", show_default=True, help="loky or dask")
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
 @click.option("--filter", "filters", multiple=True, metavar="DETECTOR:FRACTION",
@@ -195,7 +195,7 @@ def run(models_, datasets_, ratios, seeds, data_roots, out, jobs, backend, sched
     if dry_run:
         click.echo("\n".join(grid.dry_run_lines(planned)))
         return
-    reporter = progress.for_terminal(jobs)
+    reporter = progress.for_terminal(spec.jobs)
     if spec.profile.meaningless:
         progress.note(reporter, "SMOKE PROFILE: a plumbing check on tiny data and models; its numbers carry no meaning")
     todo = sum(p.state != "done" for p in planned)

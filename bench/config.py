@@ -81,10 +81,14 @@ class RunConfig:
     grid_samples: int = 100
     # Where models train and sample: "cpu", "cuda" or "cuda:N". Data, classifier and metrics stay on the CPU.
     device: str = "cpu"
+    # What `bench run` does without --datasets / --ratios / --jobs ("" datasets = the paper's).
+    datasets: str = ""
+    ratios: str = "0,5,...,30"
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         fields.require_non_negative(self, ("threads", "grid_samples"))
-        fields.require_positive(self, ("checkpoint_every_s",))
+        fields.require_positive(self, ("checkpoint_every_s", "jobs"))
 
 
 @dataclass
@@ -142,7 +146,7 @@ def _profile_base(name: str) -> Profile:
             name="demo", data=DataConfig(size=16),
             eval=EvalConfig(max_generated=600, classifier_epochs=20, classifier_batch=32, feature_batch=100,
                             kid_subset_size=100),
-            run=RunConfig(threads=1, checkpoint_every_s=120.0),
+            run=RunConfig(threads=1, checkpoint_every_s=120.0, datasets="facemask", ratios="0,10,20,30", jobs=2),
         )  # fmt: skip
     if name == "smoke":  # CI: 16x16, ~150 training images, one or two epochs; seconds per cell
         return Profile(

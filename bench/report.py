@@ -474,6 +474,8 @@ def _fig4(ctx: Context, fid_metric: str, folder: Path) -> list[str]:
             if metric == "robustness":
                 ax.axhline(0, color="grey", lw=0.8, ls=":")
                 ax.axhline(1, color="black", lw=0.8, ls=":")
+            xs_all = sorted(set(ctx.df[ctx.df.dataset == ds].ratio))
+            ax.set_xlim(min(xs_all) - 1, max(xs_all) + 1)  # the same r axis in every panel (robustness starts at r > 0)
             ax.set_title(f"{_title(ds)}: {label}" + (" (SMOKE: meaningless)" if _profile_note(ctx, ds) else ""))
             ax.set_xlabel("training outlier ratio r (%)")
             ax.set_ylabel(label)
