@@ -154,16 +154,46 @@ class LineProgress:
 
 
 class TqdmProgress:
-    """tqdm bars on stderr (nested under a grid bar at ``position``); notes are written above the bars."""
+    """tqdm bars on stderr (nested under a grid bar at ``position``); notes are written above the bars. A refresher
+    thread redraws the open bars every second, so a bar whose steps are long (an epoch) still shows time passing."""
 
     def __init__(self, position: int = 1):
         self.position = position
         self.t0 = time.monotonic()
+        self._bars: list[Any] = []
+        self._refresher: threading.Thread | None = None
 
     def __call__(self, total: int, desc: str) -> Bar:
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, position=self.position, leave=False, dynamic_ncols=True)
+        owner = self
+
+        class _Bar(tqdm):  # type: ignore[misc, valid-type]
+            def __enter__(self) -> "_Bar":
+                owner._bars.append(self)
+                owner._start_refresher()
+                return super().__enter__()
+
+            def __exit__(self, *exc: Any) -> Any:
+                if self in owner._bars:
+                    owner._bars.remove(self)
+                return super().__exit__(*exc)
+
+        return _Bar(total=total, desc=desc, position=self.position, leave=False, dynamic_ncols=True)
+
+    def _start_refresher(self) -> None:
+        if self._refresher is None:
+            self._refresher = threading.Thread(target=self._refresh, daemon=True, name="bench-bars")
+            self._refresher.start()
+
+    def _refresh(self) -> None:
+        while True:
+            time.sleep(1.0)
+            for bar in list(self._bars):
+                try:
+                    bar.refresh()
+                except Exception:  # a bar closed between the list copy and the refresh
+                    pass
 
     def note(self, message: str, phase: Any = None) -> None:
         from tqdm.auto import tqdm
@@ -174,9 +204,19 @@ class TqdmProgress:
         return self
 
 
+def _terminal_columns() -> int:
+    import os
+
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
+
+
 def for_terminal(jobs: int = 1) -> LineProgress | TqdmProgress:
-    """Bars on an interactive terminal with one job, counted lines otherwise (pipes, logs, parallel workers)."""
-    return TqdmProgress() if sys.stderr.isatty() and jobs <= 1 else LineProgress()
+    """Bars on an interactive terminal with one job, counted lines otherwise (pipes, logs, parallel workers, and a
+    terminal that reports no width, where tqdm would draw nothing)."""
+    return TqdmProgress() if sys.stderr.isatty() and jobs <= 1 and _terminal_columns() >= 40 else LineProgress()
 
 
 def tqdm_progress(position: int = 1, enabled: bool | None = None) -> Progress:
