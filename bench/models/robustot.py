@@ -197,20 +197,23 @@ class RobustOT(gc.AdversarialModel):
         g, d = self.nets["g"], self.nets["d"]
         real = data.next(c.batch_size)
         losses: dict[str, float] = {}
-        if iteration > c.weight_warmup and iteration % c.weight_update_every == 0:
-            losses.update(self.weight_step(real))
-
         generator_step = iteration % c.n_critic == 0
         z = torch.randn(real.shape[0], c.latent_dim, generator=rng).to(real.device)
         with torch.set_grad_enabled(generator_step):
             fake = g(z)
         alpha = torch.rand(real.shape[0], generator=rng).to(real.device)
-        with torch.no_grad():
-            w = self.weights(real)
         opt_d = self.optimizers["d"]
         opt_d.zero_grad(set_to_none=True)
-        weighted_real = (w * d(real)).mean()
-        fake_term = d(fake.detach()).mean()
+        # One critic pass over real and fake together (the critic has no batch statistics, so each sample's score is
+        # what two passes give); W's step below reuses the real scores: D has not changed since they were computed.
+        scores = d(torch.cat([real, fake.detach()]))
+        d_real, d_fake = scores[: real.shape[0]], scores[real.shape[0] :]
+        if iteration > c.weight_warmup and iteration % c.weight_update_every == 0:
+            losses.update(self.weight_step(real, d_real.detach()))
+        with torch.no_grad():
+            w = self.weights(real)
+        weighted_real = (w * d_real).mean()
+        fake_term = d_fake.mean()
         gp = gc.gradient_penalty(d, real, fake, alpha)
         (fake_term - weighted_real + c.lambda_gp * gp).backward()
         opt_d.step()
@@ -226,10 +229,12 @@ class RobustOT(gc.AdversarialModel):
             losses["g"] = loss_g.item()
         return losses
 
-    def weight_step(self, real: torch.Tensor) -> dict[str, float]:
+    def weight_step(self, real: torch.Tensor, critic_real: torch.Tensor | None = None) -> dict[str, float]:
+        """One Adam step of W on ``real`` against the critic's scores of it (computed here unless given)."""
         c, opt = self.cfg, self.optimizers["w"]
-        with torch.no_grad():
-            critic_real = self.nets["d"](real)
+        if critic_real is None:
+            with torch.no_grad():
+                critic_real = self.nets["d"](real)
         opt.zero_grad(set_to_none=True)
         loss = weight_loss(self.weights(real), critic_real, c.rho, c.budget_penalty)
         loss.backward()

@@ -82,3 +82,79 @@ def test_discriminator_blocks_equal_the_plain_formulation_with_r1(factor, size):
     torch.testing.assert_close(fast_loss, plain_loss, rtol=1e-12, atol=1e-12)
     for a, b in zip(grads_of(d, fast_loss), grads_of(d, plain_loss)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------- Robust OT step (as written before)
+
+
+def plain_robustot_step(model, iteration: int, data, rng: torch.Generator) -> None:
+    """Robust OT's training iteration as first written: W step first, three separate critic passes."""
+    from bench.models.robustot import chi_square, weight_loss
+
+    c, g, d = model.cfg, model.nets["g"], model.nets["d"]
+    real = data.next(c.batch_size)
+    if iteration > c.weight_warmup and iteration % c.weight_update_every == 0:
+        with torch.no_grad():
+            critic_real = d(real)
+        opt = model.optimizers["w"]
+        opt.zero_grad(set_to_none=True)
+        weight_loss(model.weights(real), critic_real, c.rho, c.budget_penalty).backward()
+        opt.step()
+    generator_step = iteration % c.n_critic == 0
+    z = torch.randn(real.shape[0], c.latent_dim, generator=rng)
+    with torch.set_grad_enabled(generator_step):
+        fake = g(z)
+    alpha = torch.rand(real.shape[0], generator=rng)
+    with torch.no_grad():
+        w = model.weights(real)
+    opt_d = model.optimizers["d"]
+    opt_d.zero_grad(set_to_none=True)
+    weighted_real = (w * d(real)).mean()
+    fake_term = d(fake.detach()).mean()
+    gp = gc.gradient_penalty(d, real, fake, alpha)
+    (fake_term - weighted_real + c.lambda_gp * gp).backward()
+    opt_d.step()
+    chi_square(w)
+    if generator_step:
+        opt_g = model.optimizers["g"]
+        opt_g.zero_grad(set_to_none=True)
+        with gc.frozen(d):
+            loss_g = -d(fake).mean()
+        loss_g.backward()
+        opt_g.step()
+
+
+class DoubleBatches(gc.RealBatches):
+    def next(self, batch_size: int) -> torch.Tensor:
+        return super().next(batch_size).double()
+
+
+def test_robustot_step_equals_the_plain_step():
+    """Same parameters (G, critic, W) after iterations with G steps and W steps, float64."""
+    from bench import registry
+
+    images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    overrides = {"weight_warmup": 1, "weight_update_every": 2, "n_critic": 2, "g_channels": 8, "d_channels": 8,
+                 "w_channels": 8, "batch_size": 8}
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        params = []
+        for step in ("fast", "plain"):
+            model = registry.get("robustot").build("smoke", 16, overrides)
+            model.nets.double().train()
+            model.optimizers = model.build_optimizers()
+            rng = torch.Generator().manual_seed(0)
+            data = DoubleBatches(images, rng, clamp=False)
+            for it in range(7):
+                if step == "fast":
+                    model.train_step(it, data, rng)
+                else:
+                    plain_robustot_step(model, it, data, rng)
+            params.append({k: v.detach().clone() for k, v in model.nets.state_dict().items()})
+    finally:
+        torch.set_default_dtype(default)
+    fast, plain = params
+    assert fast.keys() == plain.keys()
+    for k in fast:
+        torch.testing.assert_close(fast[k], plain[k], rtol=1e-9, atol=1e-11, msg=k)
