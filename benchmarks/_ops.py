@@ -125,11 +125,15 @@ class Replay:
     compute_s: float  # FLOP-counted kernels, summed over all calls
     other_s: float  # every other op
     failed: int  # distinct ops that could not be replayed (their time is missing from other_s)
-    groups: list[OpGroup] = field(default_factory=list)
+    groups: list[OpGroup] = field(default_factory=list)  # every replayed op, FLOP-counted or not
 
     @property
     def compute_flops(self) -> int:
         return sum(g.flops * g.count for g in self.groups)
+
+    @property
+    def ops(self) -> int:
+        return sum(g.count for g in self.groups)
 
 
 def group_ops(records: list[OpRecord]) -> dict[tuple, list]:
@@ -173,7 +177,19 @@ def replay(records: list[OpRecord], reps: int = 5, warmup: int = 2) -> Replay:
         t = statistics.median(ts)
         if flops > 0:
             compute += t * count
-            out.append(OpGroup(str(func), count, flops, t, a))
         else:
             other += t * count
+        out.append(OpGroup(str(func), count, flops, t, a))
     return Replay(compute, other, failed, out)
+
+
+def top_ops(rep: Replay, n: int = 10) -> list[tuple[str, int, float, float]]:
+    """The ``n`` op names taking the most replayed time: (name, calls, seconds, GFLOP/s or nan)."""
+    by_name: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for g in rep.groups:
+        row = by_name[g.name]
+        row[0] += g.count
+        row[1] += g.seconds * g.count
+        row[2] += g.flops * g.count
+    rows = [(k, int(c), t, f / t / 1e9 if f and t > 0 else float("nan")) for k, (c, t, f) in by_name.items()]
+    return sorted(rows, key=lambda r: -r[2])[:n]

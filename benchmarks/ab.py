@@ -16,6 +16,7 @@ base / new (the figure to quote) with its quartiles. Workloads (see roofline.py)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -57,11 +58,12 @@ def quartiles(xs: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
-def compare(name: str, rounds: int, calls: int, warmup: int) -> dict:
+def compare(name: str, rounds: int, calls: int, warmup: int, base_set: dict, new_set: dict) -> dict:
+    model = name.partition(".")[0]
     torch.manual_seed(0)
-    fb = roofline.workload(name, BASE_PKG).setup()
+    fb = roofline.workload(name, BASE_PKG, base_set.get(model)).setup()
     torch.manual_seed(0)
-    fn = roofline.workload(name, "bench").setup()
+    fn = roofline.workload(name, "bench", new_set.get(model)).setup()
     for _ in range(warmup):
         fb()
         fn()
@@ -97,17 +99,21 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=1, help="calls per run")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--base-set", default="{}", help='config overrides for the base side, JSON: {"gan": {"r1_every": 4}}')
+    ap.add_argument("--new-set", default="{}", help="config overrides for the new side, JSON")
     args = ap.parse_args()
+    base_set, new_set = json.loads(args.base_set), json.loads(args.new_set)
     torch.set_num_threads(args.threads)
     rev = subprocess.run(["git", "rev-parse", "--short", args.base], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout.strip()
     export(args.base)
     print(f"base {args.base} ({rev}) vs this checkout (commit "
           f"{subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=REPO, capture_output=True, text=True).stdout.strip()}); "
-          f"threads={args.threads}, {args.rounds} alternating rounds of {args.calls} call(s); "
+          f"{'base overrides ' + args.base_set + ', ' if base_set else ''}"
+          f"{'new overrides ' + args.new_set + ', ' if new_set else ''}threads={args.threads}, {args.rounds} alternating rounds of {args.calls} call(s); "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     for name in args.workloads:
-        r = compare(name, args.rounds, args.calls, args.warmup)
+        r = compare(name, args.rounds, args.calls, args.warmup, base_set, new_set)
         print(f"{name}: base {r['base_s']:.4f} s, new {r['new_s']:.4f} s per call (medians); base/new "
               f"{r['ratio']:.3f}x (median of {r['rounds']} alternating rounds, quartiles {r['q1']:.3f}-{r['q3']:.3f}; "
               f"wall-time ratio {r['wall_ratio']:.3f}x); load average {os.getloadavg()[0]:.1f}", flush=True)

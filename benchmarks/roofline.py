@@ -46,7 +46,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ops import clock, replay, trace  # noqa: E402
+from _ops import clock, replay, top_ops, trace  # noqa: E402
 
 SIZE = 32
 RATIOS = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
@@ -73,6 +73,11 @@ def mod(pkg: str, name: str):
     return importlib.import_module(f"{pkg}.{name}")
 
 
+def adam_of(pkg: str) -> Callable:
+    """The VQ models' optimiser as ``fit`` builds it in that version of the code."""
+    return getattr(mod(pkg, "models.vq_common"), "make_adam", lambda params, lr: torch.optim.Adam(params, lr=lr))
+
+
 @dataclass
 class Workload:
     model: str
@@ -85,16 +90,16 @@ class Workload:
 # ------------------------------------------------------------------------------------------------ workloads
 
 
-def gan_train(name: str, pkg: str = "bench") -> Workload:
+def gan_train(name: str, pkg: str = "bench", overrides: dict | None = None) -> Workload:
     gc = mod(pkg, "models.gan_common")
     spec = mod(pkg, "registry").get(name)
-    cfg = spec.build("cpu", SIZE, None).cfg
+    cfg = spec.build("cpu", SIZE, overrides).cfg
     robust = name == "robustot"
     real_batch = cfg.batch_size if robust else cfg.d_batch_size
     window = 20 if robust else 4  # iterations per call
 
     def setup() -> Callable[[], object]:
-        model = spec.build("cpu", SIZE, None)
+        model = spec.build("cpu", SIZE, overrides)
         rng = torch.Generator().manual_seed(0)
         data = gc.RealBatches(random_images(round(mean_train_size())), rng, clamp=model.clamp_real)
         model.prepare_nets("cpu")
@@ -113,19 +118,19 @@ def gan_train(name: str, pkg: str = "bench") -> Workload:
     return Workload(name, "train", real_batch * window, cfg.iterations / window, setup)
 
 
-def vq_train(name: str, pkg: str = "bench") -> Workload:
+def vq_train(name: str, pkg: str = "bench", overrides: dict | None = None) -> Workload:
     ImageSource = mod(pkg, "models.vq_common").ImageSource
     spec = mod(pkg, "registry").get(name)
-    cfg = spec.build("cpu", SIZE, None).cfg
+    cfg = spec.build("cpu", SIZE, overrides).cfg
     steps = 20
     n = steps * cfg.batch_size
     per_cell = statistics.mean(cfg.epochs * math.ceil(m / cfg.batch_size) for m in train_sizes()) / steps
 
     def setup() -> Callable[[], object]:
-        model = spec.build("cpu", SIZE, None)
+        model = spec.build("cpu", SIZE, overrides)
         data = ImageSource(random_images(n))
         model.data_variance = data.variance()
-        model._opt = torch.optim.Adam(model.autoencoder_parameters(), lr=model.cfg.lr)
+        model._opt = adam_of(pkg)(model.autoencoder_parameters(), model.cfg.lr)
         labels = torch.zeros(n, dtype=torch.bool)
         model.encoder.train()
         model.decoder.train()
@@ -141,15 +146,15 @@ def vq_train(name: str, pkg: str = "bench") -> Workload:
     return Workload(name, "train", n, per_cell, setup)
 
 
-def vq_prior(name: str, pkg: str = "bench") -> Workload:
+def vq_prior(name: str, pkg: str = "bench", overrides: dict | None = None) -> Workload:
     spec = mod(pkg, "registry").get(name)
-    cfg = spec.build("cpu", SIZE, None).cfg
+    cfg = spec.build("cpu", SIZE, overrides).cfg
     per_cell = statistics.mean(cfg.prior_epochs * math.ceil(m / cfg.prior_batch_size) for m in train_sizes())
 
     def setup() -> Callable[[], object]:
-        model = spec.build("cpu", SIZE, None)
+        model = spec.build("cpu", SIZE, overrides)
         prior = model.prior.train()
-        opt = torch.optim.Adam(prior.parameters(), lr=cfg.prior_lr)
+        opt = adam_of(pkg)(prior.parameters(), cfg.prior_lr)
         idx = torch.randint(0, prior.cfg.num_codes, (cfg.prior_batch_size, SIZE // 4, SIZE // 4),
                             generator=torch.Generator().manual_seed(0))
 
@@ -164,11 +169,11 @@ def vq_prior(name: str, pkg: str = "bench") -> Workload:
     return Workload(name, "prior", cfg.prior_batch_size, per_cell, setup)
 
 
-def sampling(name: str, pkg: str = "bench", n: int = 500) -> Workload:
+def sampling(name: str, pkg: str = "bench", overrides: dict | None = None, n: int = 500) -> Workload:
     spec = mod(pkg, "registry").get(name)
 
     def setup() -> Callable[[], object]:
-        model = spec.build("cpu", SIZE, None)
+        model = spec.build("cpu", SIZE, overrides)
         if hasattr(model, "prepare_nets"):
             model.prepare_nets("cpu")
             model.nets.eval()
@@ -196,14 +201,15 @@ def evaluation(pkg: str = "bench") -> Workload:
     return Workload("(all)", "eval", CELL_SAMPLES, 1.0, setup)
 
 
-def workload(name: str, pkg: str = "bench") -> Workload:
-    """By name: ``MODEL.train``, ``MODEL.prior`` (VQ models), ``MODEL.sample`` or ``eval``."""
+def workload(name: str, pkg: str = "bench", overrides: dict | None = None) -> Workload:
+    """By name: ``MODEL.train``, ``MODEL.prior`` (VQ models), ``MODEL.sample`` or ``eval``; ``overrides``: the model's
+    config fields to change from the cpu profile."""
     if name == "eval":
         return evaluation(pkg)
     model, _, kind = name.partition(".")
     makers = {"train": gan_train if model in ("gan", "sdnrgan3", "robustot") else vq_train, "prior": vq_prior,
               "sample": sampling}
-    return makers[kind](model, pkg)
+    return makers[kind](model, pkg, overrides)
 
 
 def workloads(models: list[str]) -> list[Workload]:
@@ -263,7 +269,7 @@ class Row:
     ops_per_img: float
 
 
-def measure(w: Workload, rounds: int, peak: float) -> Row:
+def measure(w: Workload, rounds: int, peak: float, top: int = 0) -> Row:
     torch.manual_seed(0)
     fn = w.setup()
     t = trace(fn)
@@ -273,6 +279,12 @@ def measure(w: Workload, rounds: int, peak: float) -> Row:
     kernel_peak = flops / rep.compute_s / 1e9 if rep.compute_s > 0 else float("nan")
     gflops = flops / wall / 1e9
     overhead = wall - rep.compute_s - rep.other_s
+    if top:
+        per_call = f"{len(t.records)} ops per call, {wall * 1e3:.1f} ms per call; top ops (ms per call, replayed alone):"
+        print(f"  {w.model} {w.name}: {per_call}")
+        for name, calls, secs, gf in top_ops(rep, top):
+            rate = "" if gf != gf else f", {gf:.1f} GFLOP/s"
+            print(f"    {name:45s} x{calls:<5d} {secs * 1e3:8.2f} ms{rate}")
     return Row(
         model=w.model, workload=w.name, img_s=w.images_per_call / wall, mflop_img=flops / w.images_per_call / 1e6,
         gflop_s=gflops, kernel_peak=kernel_peak, vs_kernel=gflops / kernel_peak, vs_matmul=gflops / peak,
@@ -298,6 +310,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="timed calls per workload (median)")
     ap.add_argument("--no-eval", action="store_true", help="skip the evaluation workload")
     ap.add_argument("--markdown", type=Path, help="append the tables to this file")
+    ap.add_argument("--top", type=int, default=0, help="also print each workload's N most expensive ops")
+    ap.add_argument("--workloads", help="only these (e.g. gan.train,vqvae.prior,eval), instead of --models")
     args = ap.parse_args()
     models = args.models.split(",")
     lines: list[str] = []
@@ -309,10 +323,11 @@ def main() -> None:
         print(head, flush=True)
         table = [head, "", HEADER, "|" + "---|" * 12]
         cells: dict[str, float] = {}
-        for w in workloads(models):
+        chosen = [workload(n) for n in args.workloads.split(",")] if args.workloads else workloads(models)
+        for w in chosen:
             if args.no_eval and w.name == "eval":
                 continue
-            r = measure(w, args.rounds, mm)
+            r = measure(w, args.rounds, mm, args.top)
             cells[w.model] = cells.get(w.model, 0.0) + r.s_cell
             table.append(fmt(r))
             print(table[-1], flush=True)

@@ -158,3 +158,39 @@ def test_robustot_step_equals_the_plain_step():
     assert fast.keys() == plain.keys()
     for k in fast:
         torch.testing.assert_close(fast[k], plain[k], rtol=1e-9, atol=1e-11, msg=k)
+
+
+# ------------------------------------------------------------------- optimiser and EMA
+
+
+def test_fused_adam_equals_plain_adam_up_to_rounding():
+    from bench.models import vq_common
+
+    torch.manual_seed(0)
+    params = [torch.randn(7, 5), torch.randn(5)]
+    fused = [p.clone().requires_grad_(True) for p in params]
+    plain = [p.clone().requires_grad_(True) for p in params]
+    optimisers = [vq_common.make_adam(fused, 1e-2), gc.adam(plain, 1e-2, 0.9, 0.999)]
+    reference = [p.clone().requires_grad_(True) for p in params]
+    ref_opt = torch.optim.Adam(reference, lr=1e-2)
+    for step in range(10):
+        grads = [torch.randn_like(p) for p in params]
+        for group, opt in ((fused, optimisers[0]), (plain, optimisers[1]), (reference, ref_opt)):
+            for p, g in zip(group, grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b, c in zip(fused, plain, reference):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-6)
+
+
+def test_ema_update_equals_per_parameter_lerp_exactly():
+    torch.manual_seed(0)
+    net = gc.ResNetGenerator(16, latent_dim=8, channels=8)
+    ema = gc.ema_copy(net)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))
+    expected = [e.detach().clone().lerp_(p.detach(), 1 - 0.99) for e, p in zip(ema.parameters(), net.parameters())]
+    gc.ema_update(ema, net, 0.99)
+    assert all(torch.equal(a, b) for a, b in zip(ema.parameters(), expected))
