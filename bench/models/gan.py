@@ -33,6 +33,9 @@ class GANConfig:
     beta1: float = 0.0
     beta2: float = 0.99
     lambda_r1: float = 10.0
+    # Lazy R1 (StyleGAN2's lazy regularisation): the penalty enters every r1_every-th D step only, weighted
+    # lambda_r1 * r1_every, so its average weight is unchanged. 1 = every step (official).
+    r1_every: int = 1
     ema_beta: float = 0.999
     model_seed: int = 0
     sample_batch: int = 250
@@ -96,7 +99,7 @@ class GAN(gc.AdversarialModel):
         losses: dict[str, float] = {}
         if iteration > 0:  # official: iteration 0 updates D only
             losses.update(self.generator_step(rng))
-        losses.update(self.discriminator_step(data, rng))
+        losses.update(self.discriminator_step(data, rng, iteration))
         return losses
 
     def generator_step(self, rng: torch.Generator) -> dict[str, float]:
@@ -114,15 +117,25 @@ class GAN(gc.AdversarialModel):
             out["g_extra"] = extra.item()
         return out
 
-    def discriminator_step(self, data: gc.RealBatches, rng: torch.Generator) -> dict[str, float]:
-        opt, d = self.optimizers["d"], self.nets["d"]
+    def discriminator_step(self, data: gc.RealBatches, rng: torch.Generator, iteration: int = 0) -> dict[str, float]:
+        c, opt, d = self.cfg, self.optimizers["d"], self.nets["d"]
         opt.zero_grad(set_to_none=True)
-        real = data.next(self.cfg.d_batch_size).requires_grad_(True)
+        real = data.next(c.d_batch_size)
         with torch.no_grad():
-            fake, _ = self.fakes(self.cfg.d_batch_size, rng, generator_step=False)
-        d_real = d(real)
-        r1 = gc.r1_penalty(d_real, real)
-        adv = F.softplus(-d_real).mean() + F.softplus(d(fake)).mean()
-        (adv + self.cfg.lambda_r1 * r1).backward()
+            fake, _ = self.fakes(c.d_batch_size, rng, generator_step=False)
+        if iteration % max(1, c.r1_every) == 0:
+            real.requires_grad_(True)
+            d_real = d(real)
+            r1 = gc.r1_penalty(d_real, real)
+            adv = F.softplus(-d_real).mean() + F.softplus(d(fake)).mean()
+            (adv + c.lambda_r1 * max(1, c.r1_every) * r1).backward()
+            opt.step()
+            return {"d": adv.item(), "r1": r1.item()}
+        # No R1 on this step: nothing needs the input gradient, so real and fake go through D in one pass (D has no
+        # batch statistics: each sample's score is what two passes give).
+        scores = d(torch.cat([real, fake]))
+        d_real, d_fake = scores[: len(real)], scores[len(real) :]
+        adv = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        adv.backward()
         opt.step()
-        return {"d": adv.item(), "r1": r1.item()}
+        return {"d": adv.item()}
