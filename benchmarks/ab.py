@@ -18,39 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import roofline  # noqa: E402
+from _base import BASE_PKG, describe, export, short  # noqa: E402
 from _ops import clock  # noqa: E402
-
-BASE_PKG = "bench_base"
-
-
-def export(rev: str) -> Path:
-    """``rev``'s ``bench`` package as ``<tmp>/bench_base`` with its own imports pointing at itself."""
-    out = Path(tempfile.mkdtemp(prefix="ab-base-"))
-    archive = subprocess.run(["git", "archive", rev, "bench"], cwd=REPO, check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
-    (out / "bench").rename(out / BASE_PKG)
-    pattern = re.compile(r"\bbench(?=[.\s]|$)")
-    for path in (out / BASE_PKG).rglob("*.py"):
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        fixed = [pattern.sub(BASE_PKG, ln) if re.match(r"\s*(from|import)\s+bench\b", ln) or "bench.models" in ln
-                 else ln for ln in lines]
-        path.write_text("".join(fixed), encoding="utf-8")
-    sys.path.insert(0, str(out))
-    return out
 
 
 def quartiles(xs: list[float]) -> tuple[float, float]:
@@ -104,11 +83,9 @@ def main() -> None:
     args = ap.parse_args()
     base_set, new_set = json.loads(args.base_set), json.loads(args.new_set)
     torch.set_num_threads(args.threads)
-    rev = subprocess.run(["git", "rev-parse", "--short", args.base], cwd=REPO, capture_output=True, text=True,
-                         check=True).stdout.strip()
+    rev = short(args.base)
     export(args.base)
-    print(f"base {args.base} ({rev}) vs this checkout (commit "
-          f"{subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=REPO, capture_output=True, text=True).stdout.strip()}); "
+    print(f"base {args.base} ({rev}) vs this checkout (commit {describe()}); "
           f"{'base overrides ' + args.base_set + ', ' if base_set else ''}"
           f"{'new overrides ' + args.new_set + ', ' if new_set else ''}threads={args.threads}, {args.rounds} alternating rounds of {args.calls} call(s); "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)

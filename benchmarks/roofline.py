@@ -212,14 +212,12 @@ def workload(name: str, pkg: str = "bench", overrides: dict | None = None) -> Wo
     return makers[kind](model, pkg, overrides)
 
 
-def workloads(models: list[str]) -> list[Workload]:
-    out: list[Workload] = []
+def workload_names(models: list[str]) -> list[str]:
+    names: list[str] = []
     for m in models:
-        if m in ("gan", "sdnrgan3", "robustot"):
-            out += [gan_train(m), sampling(m)]
-        else:
-            out += [vq_train(m), vq_prior(m), sampling(m)]
-    return out + [evaluation()]
+        names += [f"{m}.train", f"{m}.sample"] if m in ("gan", "sdnrgan3", "robustot") else [
+            f"{m}.train", f"{m}.prior", f"{m}.sample"]
+    return names + ["eval"]
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -269,28 +267,56 @@ class Row:
     ops_per_img: float
 
 
-def measure(w: Workload, rounds: int, peak: float, top: int = 0) -> Row:
-    torch.manual_seed(0)
-    fn = w.setup()
-    t = trace(fn)
-    wall = median_seconds(fn, rounds)
-    rep = replay(t.records)
+def make_row(w: Workload, t, wall: float, rep, peak: float, top: int = 0, label: str = "") -> Row:
+    """Table row of workload ``w`` from its trace ``t``, median wall (or CPU) seconds per call and op replay."""
     flops = t.flops
     kernel_peak = flops / rep.compute_s / 1e9 if rep.compute_s > 0 else float("nan")
     gflops = flops / wall / 1e9
     overhead = wall - rep.compute_s - rep.other_s
     if top:
         per_call = f"{len(t.records)} ops per call, {wall * 1e3:.1f} ms per call; top ops (ms per call, replayed alone):"
-        print(f"  {w.model} {w.name}: {per_call}")
+        print(f"  {w.model} {w.name}{label}: {per_call}")
         for name, calls, secs, gf in top_ops(rep, top):
             rate = "" if gf != gf else f", {gf:.1f} GFLOP/s"
             print(f"    {name:45s} x{calls:<5d} {secs * 1e3:8.2f} ms{rate}")
     return Row(
-        model=w.model, workload=w.name, img_s=w.images_per_call / wall, mflop_img=flops / w.images_per_call / 1e6,
-        gflop_s=gflops, kernel_peak=kernel_peak, vs_kernel=gflops / kernel_peak, vs_matmul=gflops / peak,
-        kernels_pct=100 * rep.compute_s / wall, other_pct=100 * rep.other_s / wall, overhead_pct=100 * overhead / wall,
-        s_cell=wall * w.calls_per_cell, ops_per_img=len(t.records) / w.images_per_call,
+        model=w.model, workload=w.name + label, img_s=w.images_per_call / wall,
+        mflop_img=flops / w.images_per_call / 1e6, gflop_s=gflops, kernel_peak=kernel_peak,
+        vs_kernel=gflops / kernel_peak, vs_matmul=gflops / peak, kernels_pct=100 * rep.compute_s / wall,
+        other_pct=100 * rep.other_s / wall, overhead_pct=100 * overhead / wall, s_cell=wall * w.calls_per_cell,
+        ops_per_img=len(t.records) / w.images_per_call,
     )
+
+
+def measure(w: Workload, rounds: int, peak: float, top: int = 0) -> Row:
+    torch.manual_seed(0)
+    fn = w.setup()
+    t = trace(fn)
+    wall = median_seconds(fn, rounds)
+    return make_row(w, t, wall, replay(t.records), peak, top)
+
+
+def measure_pair(wb: Workload, wn: Workload, rounds: int, peak: float, top: int = 0) -> tuple[Row, Row, float]:
+    """``wb`` (earlier code) and ``wn`` (this checkout) side by side: timed calls alternate B N, N B, ...; returns both
+    rows and the median of the per-round ratios of seconds per image, before / after."""
+    torch.manual_seed(0)
+    fb = wb.setup()
+    torch.manual_seed(0)
+    fn = wn.setup()
+    tb, tn = trace(fb), trace(fn)
+    now = clock(torch.get_num_threads())
+    fb()
+    fn()
+    sb, sn = [], []
+    for r in range(rounds):
+        for f, out in ([(fb, sb), (fn, sn)] if r % 2 == 0 else [(fn, sn), (fb, sb)]):
+            t0 = now()
+            f()
+            out.append(now() - t0)
+    ratio = statistics.median((b / wb.images_per_call) / (n / wn.images_per_call) for b, n in zip(sb, sn))
+    rb = make_row(wb, tb, statistics.median(sb), replay(tb.records), peak, top, " (before)")
+    rn = make_row(wn, tn, statistics.median(sn), replay(tn.records), peak, top, " (after)")
+    return rb, rn, ratio
 
 
 HEADER = ("| model | workload | img/s | MFLOP/img | GFLOP/s | kernel peak | vs kernel | vs matmul | kernels % | "
@@ -307,33 +333,52 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--workloads", help="only these (e.g. gan.train,vqvae.prior,eval), instead of --models")
     ap.add_argument("--rounds", type=int, default=5, help="timed calls per workload (median)")
     ap.add_argument("--no-eval", action="store_true", help="skip the evaluation workload")
+    ap.add_argument("--base", help="also measure this earlier commit, interleaved with this checkout (before/after)")
     ap.add_argument("--markdown", type=Path, help="append the tables to this file")
     ap.add_argument("--top", type=int, default=0, help="also print each workload's N most expensive ops")
-    ap.add_argument("--workloads", help="only these (e.g. gan.train,vqvae.prior,eval), instead of --models")
     args = ap.parse_args()
-    models = args.models.split(",")
+    names = args.workloads.split(",") if args.workloads else workload_names(args.models.split(","))
+    if args.no_eval:
+        names = [n for n in names if n != "eval"]
+    if args.base:
+        from _base import BASE_PKG, describe, export, short
+
+        export(args.base)
+        print(f"before = {args.base} ({short(args.base)}), after = this checkout ({describe()})", flush=True)
     lines: list[str] = []
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         mm, conv = matmul_peak(), conv_peak()
-        head = (f"threads={threads}: big matmul (2048^3) {mm:.1f} GFLOP/s, big conv (64x128x32x32, 3x3) {conv:.1f} "
-                f"GFLOP/s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        timer = "CPU time of the thread" if threads == 1 else "wall time"
+        head = (f"threads={threads} ({timer}): big matmul (2048^3) {mm:.1f} GFLOP/s, big conv (64x128x32x32, 3x3) "
+                f"{conv:.1f} GFLOP/s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(head, flush=True)
         table = [head, "", HEADER, "|" + "---|" * 12]
-        cells: dict[str, float] = {}
-        chosen = [workload(n) for n in args.workloads.split(",")] if args.workloads else workloads(models)
-        for w in chosen:
-            if args.no_eval and w.name == "eval":
-                continue
-            r = measure(w, args.rounds, mm, args.top)
-            cells[w.model] = cells.get(w.model, 0.0) + r.s_cell
-            table.append(fmt(r))
-            print(table[-1], flush=True)
-        per_cell = ", ".join(f"{m} {s:,.0f} s" for m, s in cells.items() if m != "(all)")
-        tail = (f"\nProjected cell (train + prior + sampling, evaluation {cells.get('(all)', float('nan')):.0f} s more): "
-                f"{per_cell}; load average at end {os.getloadavg()[0]:.1f}\n")
+        cells: dict[str, list[float]] = {}
+        ratios: list[str] = []
+        for name in names:
+            if args.base:
+                wb, wn = workload(name, BASE_PKG), workload(name)
+                rb, rn, ratio = measure_pair(wb, wn, args.rounds, mm, args.top)
+                rows = [rb, rn]
+                ratios.append(f"{name} {ratio:.2f}x")
+            else:
+                rows = [measure(workload(name), args.rounds, mm, args.top)]
+            for i, r in enumerate(rows):
+                cells.setdefault(r.model, [0.0] * len(rows))[i] += r.s_cell
+                table.append(fmt(r))
+                print(table[-1], flush=True)
+        per_cell = "; ".join(f"{m} " + " -> ".join(f"{s:,.0f} s" for s in v) for m, v in cells.items() if m != "(all)")
+        tail = f"\nProjected cell (train + prior + sampling{'; before -> after' if args.base else ''}): {per_cell}"
+        if "(all)" in cells:
+            tail += "; evaluation " + " -> ".join(f"{s:,.1f} s" for s in cells["(all)"])
+        if ratios:
+            tail += ("\nBefore/after, seconds per image (median of per-round ratios, rounds alternating): "
+                     + ", ".join(ratios))
+        tail += f"; load average at end {os.getloadavg()[0]:.1f}\n"
         print(tail, flush=True)
         lines += table + [tail]
     if args.markdown:
