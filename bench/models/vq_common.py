@@ -192,26 +192,41 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.
 
 
 class ImageSource:
-    """Training images as float [-1, 1], converted once up front unless that would take too much memory."""
+    """Training images as float [-1, 1], converted once up front unless that would take too much memory; batches come
+    in ``memory_format`` (channels_last by default, the encoder's: indexing a batch keeps it)."""
 
-    def __init__(self, images: torch.Tensor, device: str | torch.device = "cpu"):
+    def __init__(
+        self, images: torch.Tensor, device: str | torch.device = "cpu",
+        memory_format: torch.memory_format = torch.channels_last,
+    ):
         self.uint8 = images.to(device)
         self.device = torch.device(device)
+        self.memory_format = memory_format
         nbytes = images.numel() * 4
-        self.float = to_float(self.uint8) if nbytes <= _PRECONVERT_LIMIT_BYTES else None
+        self.float = (
+            to_float(self.uint8).contiguous(memory_format=memory_format) if nbytes <= _PRECONVERT_LIMIT_BYTES else None
+        )
 
     def __len__(self) -> int:
         return self.uint8.shape[0]
 
     def batch(self, idx: torch.Tensor) -> torch.Tensor:
         idx = idx.to(self.device)
-        return self.float[idx] if self.float is not None else to_float(self.uint8[idx])
+        if self.float is not None:
+            return self.float[idx]
+        return to_float(self.uint8[idx]).contiguous(memory_format=self.memory_format)
 
     def variance(self) -> float:
         if self.float is not None:
             return float(self.float.var())
         sub = to_float(self.uint8[: min(len(self), 2000)])
         return float(sub.var())
+
+
+def make_adam(params: Any, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel: one call per parameter instead of ~8 element-wise ops (3.2 -> 0.7 ms per step for
+    the PixelCNN prior's 45 tensors); same update up to float rounding (~1e-7 after 20 steps)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 def prior_config_for(cfg: Any, image_size: int, num_codes: int) -> PixelCNNConfig:
@@ -226,6 +241,10 @@ class VQModelBase(GenerativeModel):
     ``fit`` runs two phases, both checkpointed: the autoencoder (``epochs`` epochs, subclass ``_train_epoch``) and the
     PixelCNN prior on the latent indices (``prior_epochs``). A checkpoint holds tensors and plain values only.
     """
+
+    # Encoder/decoder conv weights (and training batches, ImageSource) in NHWC: 1.27x autoencoder steps per second on
+    # one core against NCHW (benchmarks/ab.py); same maths, only the float summation order changes.
+    memory_format = torch.channels_last
 
     def __init__(self, cfg: Any, image_size: int):
         super().__init__(cfg, image_size)
@@ -267,8 +286,8 @@ class VQModelBase(GenerativeModel):
     # -- construction --
     def _build(self) -> None:
         c = self.cfg
-        self.encoder = Encoder(c.code_dim, c.hidden, c.residual_hidden)
-        self.decoder = Decoder(c.code_dim, c.hidden, c.residual_hidden)
+        self.encoder = Encoder(c.code_dim, c.hidden, c.residual_hidden).to(memory_format=self.memory_format)
+        self.decoder = Decoder(c.code_dim, c.hidden, c.residual_hidden).to(memory_format=self.memory_format)
         self._build_quantiser()
         self.prior = GatedPixelCNN(prior_config_for(c, self.image_size, self._generation_codebook().shape[0]))
         self.data_variance = 1.0
@@ -318,18 +337,18 @@ class VQModelBase(GenerativeModel):
                 self._build()
             self.to(cfg.device)
             self.data_variance = data.variance()
-            self._opt = torch.optim.Adam(self.autoencoder_parameters(), lr=self.cfg.lr)
+            self._opt = make_adam(self.autoencoder_parameters(), self.cfg.lr)
             history: dict[str, Any] = {"epochs": [], "prior_epochs": []}
             start_epoch, prior_start = 0, 0
         else:
             self.load_state_dict(state["model"])
             self.to(cfg.device)
-            self._opt = torch.optim.Adam(self.autoencoder_parameters(), lr=self.cfg.lr)
+            self._opt = make_adam(self.autoencoder_parameters(), self.cfg.lr)
             self._opt.load_state_dict(state["opt"])
             self._load_extra_train_state(state.get("extra", {}))
             history = state["history"]
             start_epoch, prior_start = int(state["epoch"]), int(state["prior_epoch"])
-        prior_opt = torch.optim.Adam(self.prior.parameters(), lr=self.cfg.prior_lr)
+        prior_opt = make_adam(self.prior.parameters(), self.cfg.prior_lr)
         if state is not None and "prior_opt" in state:
             prior_opt.load_state_dict(state["prior_opt"])
 

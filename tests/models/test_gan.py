@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bench import registry
@@ -63,3 +64,40 @@ def test_r1_weight_enters_the_discriminator_loss():
     a.fit(images, is_outlier, FitConfig())
     b.fit(images, is_outlier, FitConfig())
     assert not torch.equal(flat_params(a, "d"), flat_params(b, "d"))
+
+
+def test_lazy_r1_only_on_every_kth_step_with_k_times_the_weight():
+    """r1_every = k: R1 enters D steps 0, k, 2k, ... weighted k * lambda_r1; on the other steps real and fake share one
+    D pass, which equals two passes (float64)."""
+    from bench.models import gan_common as gc
+
+    images = tiny_data()[0]
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        runs = {}
+        for k in (1, 3):
+            model = build(NAME, {**TINY, "r1_every": k})
+            model.nets.double().train()
+            model.optimizers = model.build_optimizers()
+            rng = torch.Generator().manual_seed(0)
+            data = gc.RealBatches(images, rng)
+            data.next = lambda n, _next=data.next: _next(n).double()
+            runs[k] = [model.train_step(it, data, rng) for it in range(4)]
+    finally:
+        torch.set_default_dtype(default)
+    assert all("r1" in losses for losses in runs[1])
+    assert ["r1" in losses for losses in runs[3]] == [True, False, False, True]
+    # Same data and draws: step 0 (R1 on both) gives the same D loss; later steps differ only through the weights.
+    assert runs[1][0]["d"] == pytest.approx(runs[3][0]["d"], rel=1e-12)
+
+
+def test_shared_real_fake_pass_equals_separate_passes():
+    from bench.models import gan_common as gc
+
+    torch.manual_seed(0)
+    d = gc.ResNetDiscriminator(16, channels=8, residual_factor=1.0).double()
+    real, fake = torch.randn(4, 3, 16, 16, dtype=torch.float64), torch.randn(4, 3, 16, 16, dtype=torch.float64)
+    both = d(torch.cat([real, fake]))
+    torch.testing.assert_close(both[:4], d(real), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(both[4:], d(fake), rtol=1e-12, atol=1e-12)

@@ -116,3 +116,14 @@ def test_weight_scores_are_the_label_free_set_aside_report():
     clean = set_aside_report(result, torch.zeros_like(is_outlier))
     assert clean["flag_precision"] is None and clean["flag_recall"] is None
     assert "flag_precision" not in result.history  # the model itself never reads the labels
+
+
+def test_lazy_gradient_penalty_only_on_every_kth_step():
+    from bench.models import gan_common as gc
+
+    model = build(NAME, {**TINY, "gp_every": 3, "iterations": 4})
+    model.prepare_nets("cpu")
+    model.optimizers = model.build_optimizers()
+    rng = torch.Generator().manual_seed(0)
+    data = gc.RealBatches(tiny_data()[0], rng, clamp=False)
+    assert ["gp" in model.train_step(it, data, rng) for it in range(4)] == [True, False, False, True]
