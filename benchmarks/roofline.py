@@ -185,7 +185,8 @@ def sampling(name: str, pkg: str = "bench", overrides: dict | None = None, n: in
 def evaluation(pkg: str = "bench") -> Workload:
     """``evaluate_samples`` on 3,000 samples with the cpu profile's settings (classifier trained once in setup)."""
     evaluator = mod(pkg, "evaluator")
-    cfg = mod(pkg, "config")._cpu().eval
+    config = mod(pkg, "config")
+    cfg = (config._cpu() if hasattr(config, "_cpu") else config.default_profile("cpu")).eval  # older code: _cpu()
 
     def setup() -> Callable[[], object]:
         cache = Path(tempfile.mkdtemp(prefix="roofline-eval-"))
