@@ -164,7 +164,7 @@ def plan(
     prof = _profile(profile, config, overrides, sets)
     model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
     if datasets is None:
-        datasets = prof.run.datasets or dataset_registry.defaults()
+        datasets = prof.run.datasets or dataset_registry.defaults(prof.name)
     if ratios is None:
         ratios = prof.run.ratios
     if jobs is None:
@@ -232,8 +232,9 @@ def print_config(models: str | Iterable[str] = "all", datasets: str | Iterable[s
     loading.load_all(list(plugins))
     prof = _profile(profile, config, overrides, sets)
     model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
-    ds = dataset_registry.resolve(",".join(dataset_registry.defaults()) if datasets is None else
-                                  datasets if isinstance(datasets, str) else ",".join(datasets))  # fmt: skip
+    if datasets is None:
+        datasets = prof.run.datasets or dataset_registry.defaults(prof.name)
+    ds = dataset_registry.resolve(datasets if isinstance(datasets, str) else ",".join(datasets))
     return to_toml(prof, model_names, ds)
 
 

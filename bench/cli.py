@@ -86,7 +86,8 @@ def datasets(plugin_refs) -> None:
     loading.load_all(list(plugin_refs))
     for name in registry.names():
         spec = registry.get(name)
-        default = ", default" if spec.default else ""
+        everywhere = set(spec.default) == set(PROFILE_NAMES)
+        default = ", default" if everywhere else f", default in {'/'.join(spec.default)}" if spec.default else ""
         click.echo(f"dataset    {name:12s} {spec.title} [{plugins.origin(spec.module)}{default}] {spec.description}")
     for name in corruptions.names():
         click.echo(f"corruption {name:12s} {corruptions.get(name).description}")
@@ -199,7 +200,11 @@ def run(models_, datasets_, ratios, seeds, data_roots, out, jobs, backend, sched
     if spec.profile.meaningless:
         progress.note(reporter, "SMOKE PROFILE: a plumbing check on tiny data and models; its numbers carry no meaning")
     todo = sum(p.state != "done" for p in planned)
-    progress.note(reporter, f"{len(planned)} cells ({todo} to run, {len(planned) - todo} already done) in {spec.out}")
+    for p in planned:
+        if p.state == "done":  # reused, never retrained: say which finished cell answers it
+            progress.note(reporter, f"reusing finished cell {p.cell.key} (digest {p.job.identity.short})", phase=None)
+    progress.note(reporter, f"{len(planned)} cells ({todo} to run, {len(planned) - todo} already done) in {spec.out}",
+                  phase="start" if todo else None)  # nothing to run: no phase for the heartbeat to keep reporting
     rows = grid.run(spec, planned, reporter)
     report_path = None
     if not no_report and (rows or not (spec.out / "report" / "report.md").exists()):

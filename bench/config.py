@@ -81,7 +81,8 @@ class RunConfig:
     grid_samples: int = 100
     # Where models train and sample: "cpu", "cuda" or "cuda:N". Data, classifier and metrics stay on the CPU.
     device: str = "cpu"
-    # What `bench run` does without --datasets / --ratios / --jobs ("" datasets = the paper's).
+    # What `bench run` does without --datasets / --ratios / --jobs ("" datasets = the datasets registered as this
+    # profile's defaults).
     datasets: str = ""
     ratios: str = "0,5,...,30"
     jobs: int = 1
@@ -146,7 +147,7 @@ def _profile_base(name: str) -> Profile:
             name="demo", data=DataConfig(size=16),
             eval=EvalConfig(max_generated=600, classifier_epochs=20, classifier_batch=32, feature_batch=100,
                             kid_subset_size=100),
-            run=RunConfig(threads=1, checkpoint_every_s=120.0, datasets="facemask", ratios="0,10,20,30", jobs=2),
+            run=RunConfig(threads=1, checkpoint_every_s=120.0, ratios="0,10,20,30", jobs=2),  # datasets: registry defaults
         )  # fmt: skip
     if name == "smoke":  # CI: 16x16, ~150 training images, one or two epochs; seconds per cell
         return Profile(
@@ -178,7 +179,8 @@ def parse_value(text: str) -> Any:
 def _unknown(key: str, head: str, known: list[str]) -> BenchError:
     hint = ""
     if key.startswith("data.rect"):
-        hint = " (RoomCrop's rectangles are data.roomcrop.params.reading / min / max / count_min / count_max)"
+        hint = (" (a dataset's settings are data.<dataset>.<field>, its corruption's data.<dataset>.params.<name>;"
+                " --print-config lists them)")
     return BenchError(f"unknown setting '{key}': '{head}' is not one of: {', '.join(known)}{hint}")
 
 

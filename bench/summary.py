@@ -70,7 +70,10 @@ def end_of_run(spec: Any, rows: list[dict[str, Any]], report_path: Path | None) 
         lines.append("")
     if report_path is not None:
         folder = Path(report_path).parent
-        lines += [f"report: {report_path}", f"Fig. 4: {folder / 'fig4.png'}",
-                  f"side-by-side sample grids: {folder / 'grids'}/<dataset>_r<ratio>_models.png"]  # fmt: skip
+        lines += [f"report: {report_path}", f"Fig. 4: {folder / 'fig4.png'}"]
+        if any((folder / "grids").glob("*_models.png")):  # written only where two or more models share a ratio
+            lines.append(f"side-by-side sample grids: {folder / 'grids'}/<dataset>_r<ratio>_models.png")
+        elif any((folder / "grids").glob("*.png")):
+            lines.append(f"sample grids: {folder / 'grids'}/<dataset>_<model>_r<ratio>.png")
     lines.append(NEXT_STEPS.get(profile, ""))
     return "\n".join(lines).rstrip()

@@ -63,3 +63,32 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, fragment):
 def test_bad_input_via_console_process(tmp_path):
     r = run_cli("data", "build", "--dataset", "facemask", "--ratio", "-5", "--out", str(tmp_path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+# Split hashes of the smoke profile at r = 30 %, seed 0, recorded with the code before the dataset registry
+# (245ebff): RoomCrop, now a `corrupted` dataset with the rectangles corruption, and FaceMask must keep them, and the
+# generic datasets must reproduce them (`corrupted` on the bedrooms; `folder` with inliers/ and outliers/ links).
+PINNED_SPLITS = {
+    "roomcrop": ("bedroom/images", "9903f9d13f7800e59de1194f92247f1eba40edfe283728661cbe6dce957c1694"),
+    "corrupted": ("bedroom/images", "9903f9d13f7800e59de1194f92247f1eba40edfe283728661cbe6dce957c1694"),
+    "facemask": ("facemask12k", "6d969958c023e6073c0619757849c3b4c744a99ec573914439961c8247ee38a8"),
+    "folder": ("facemask12k", "6d969958c023e6073c0619757849c3b4c744a99ec573914439961c8247ee38a8"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", sorted(PINNED_SPLITS))
+def test_stand_in_split_hashes_are_pinned(dataset, tmp_path):
+    from tests.conftest import shared_path
+
+    folder, expected = PINNED_SPLITS[dataset]
+    root = shared_path(folder)
+    if dataset == "folder":
+        (tmp_path / "root").mkdir()
+        (tmp_path / "root" / "inliers").symlink_to(root / "without_mask")
+        (tmp_path / "root" / "outliers").symlink_to(root / "with_mask")
+        root = tmp_path / "root"
+    out = run_cli("data", "build", "--dataset", dataset, "--data-root", str(root), "--ratio", "30", "--profile",
+                  "smoke", "--json", "--out", str(tmp_path / "out"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["split_hash"] == expected

@@ -40,7 +40,7 @@ def test_set_and_toml_override(tmp_path):
         (["data.size=30"], "multiple of 4"),
         (["size"], "expected KEY=VALUE"),
         (["data=3"], "name a field inside 'data'"),
-        (["data.rect_reading=area"], "data.roomcrop.params.reading"),
+        (["data.rect_reading=area"], "data.<dataset>.params.<name>"),
         (["data.roomcrop.params.reading=diag"], "reading"),
         (["data.roomcrop.corruption=blur"], "unknown corruption 'blur'"),
         (["models.vqvae.lr=abc"], "bad value for 'models.vqvae.lr'"),

@@ -133,3 +133,27 @@ def test_check_model_passes_for_the_example_and_names_a_broken_item(capsys):
     assert captured.err.strip() == "error: check-model label_reader: failed: fit does not read the outlier labels"
     forget_plugin(str(MODEL_FILE), "pcagauss")
     forget_plugin(broken, "label_reader")
+
+
+def test_default_datasets_per_profile_come_from_the_registry(tmp_path):
+    """`bench run` without --datasets: each dataset says in which profiles it is a default (no name in config)."""
+    from bench.api import plan
+    from bench.datasets import registry
+
+    assert registry.defaults("demo") == ["facemask"]  # RoomCrop stays out of the demo's main job
+    assert registry.defaults("cpu") == registry.defaults() == ["facemask", "roomcrop"]
+    _, planned = plan("vqvae", None, None, [0], profile="demo", out=tmp_path / "out")
+    assert {p.cell.dataset for p in planned} == {"facemask"}
+
+
+def test_bad_dataset_default_is_one_line(tmp_path, capsys):
+    path = tmp_path / "bad_default.py"
+    path.write_text("from bench.api import TwoFolderDataset, register_dataset, DatasetCounts\n"
+                    "@register_dataset('baddefault', title='B', profiles={'paper': DatasetCounts(10, 10, 10, 10), "
+                    "'cpu': 'paper', "
+                    "'demo': 'paper', 'smoke': 'paper'}, default=('laptop',))\n"
+                    "class B(TwoFolderDataset): pass\n")  # fmt: skip
+    assert main(["datasets", "--plugin", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "default must be True, False or profile names" in err and "Traceback" not in err
+    forget_plugin(str(path))

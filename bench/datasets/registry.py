@@ -19,7 +19,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from bench import fields
 from bench.datasets.pools import Pool
@@ -119,7 +119,7 @@ class DatasetSpec:
     outlier_name: str
     description: str
     paper: PaperValues | None
-    default: bool  # part of `bench run`'s default --datasets
+    default: tuple[str, ...]  # the profiles in whose default --datasets of `bench run` it is
     module: str
 
     def settings_for(self, profile: str) -> DatasetCounts:
@@ -142,13 +142,15 @@ def register_dataset(
     inlier_name: str = "inliers",
     outlier_name: str = "outliers",
     paper: PaperValues | None = None,
-    default: bool = False,
+    default: bool | Iterable[str] = False,
     description: str = "",
 ) -> Callable[[type], type]:
     """Register a :class:`Dataset` subclass under ``name``.
 
     ``profiles`` maps every profile name (``bench.config.PROFILE_NAMES``) to an instance of ``settings``, or to the
     name of another profile whose settings it reuses (explicit inheritance, e.g. ``{"demo": "smoke"}``).
+    ``default``: whether `bench run` without --datasets runs it: True (every profile), False, or the profile names
+    where it does (e.g. ``("smoke", "cpu", "paper")`` keeps a dataset out of the demo profile's main job).
     """
 
     def deco(cls: type) -> type:
@@ -160,17 +162,28 @@ def register_dataset(
         if not (dataclasses.is_dataclass(settings) and issubclass(settings, DatasetCounts)):
             raise BenchError(f"{where}: settings must be a dataclass subclassing DatasetCounts")
         resolved = _resolve_profiles(profiles, PROFILE_NAMES, settings, where)
+        default_in = _default_profiles(default, where)
         old = _REGISTRY.get(name)
         if old is not None and old.cls.__qualname__ != cls.__qualname__:
             raise BenchError(f"{where}: the name '{name}' is taken by {old.cls.__module__}.{old.cls.__qualname__}")
         cls.name = name
         _REGISTRY[name] = DatasetSpec(
             name, cls, settings, resolved, title, inlier_name, outlier_name,
-            description or (cls.__doc__ or "").strip().split("\n")[0], paper, default, cls.__module__,
+            description or (cls.__doc__ or "").strip().split("\n")[0], paper, default_in, cls.__module__,
         )  # fmt: skip
         return cls
 
     return deco
+
+
+def _default_profiles(default: Any, where: str) -> tuple[str, ...]:
+    if isinstance(default, bool):
+        return PROFILE_NAMES if default else ()
+    chosen = tuple(default) if not isinstance(default, str) and isinstance(default, Iterable) else None
+    if chosen is None or any(p not in PROFILE_NAMES for p in chosen):
+        raise BenchError(f"{where}: default must be True, False or profile names from {', '.join(PROFILE_NAMES)}, "
+                         f"got {default!r}")
+    return chosen
 
 
 def _resolve_profiles(profiles: Any, names: tuple[str, ...], settings: type, where: str) -> dict[str, DatasetCounts]:
@@ -204,10 +217,11 @@ def get(name: str) -> DatasetSpec:
     return _REGISTRY[name]
 
 
-def defaults() -> list[str]:
-    """The datasets `bench run` uses without --datasets (the paper's, in registration order)."""
+def defaults(profile: str | None = None) -> list[str]:
+    """The datasets `bench run` uses without --datasets under ``profile`` (registration order); without a profile,
+    every dataset that is a default anywhere (the paper's)."""
     _load_builtin()
-    return [n for n, s in _REGISTRY.items() if s.default]
+    return [n for n, s in _REGISTRY.items() if (profile in s.default if profile else s.default)]
 
 
 def resolve(text: str) -> list[str]:

@@ -37,7 +37,7 @@ ROOMCROP_PROFILES: dict[str, CorruptedSettings] = dict(CORRUPTED_PROFILES)  # th
 
 @register_dataset(
     "roomcrop", title="RoomCrop", settings=CorruptedSettings, profiles=ROOMCROP_PROFILES, inlier_name="bedrooms",
-    outlier_name="bedrooms with black rectangles", paper=PAPER, default=True,
+    outlier_name="bedrooms with black rectangles", paper=PAPER, default=("smoke", "cpu", "paper"),
 )  # fmt: skip
 class RoomCrop(CorruptedDataset):
     """LSUN bedrooms (LMDB or image folder) with black-rectangle outliers; synthetic rooms when no root."""
