@@ -6,7 +6,8 @@ import time
 
 import torch
 
-from bench.models.vq_common import ImageSource, make_adam
+from bench.models.optim import adam
+from bench.models.vq_common import ImageSource
 
 
 def timed_vae_epoch(model, images: torch.Tensor | ImageSource, epoch: int = 0) -> float:
@@ -16,7 +17,7 @@ def timed_vae_epoch(model, images: torch.Tensor | ImageSource, epoch: int = 0) -
     it is not. The model's Adam optimiser is created on the first call (learning rate from its config).
     """
     if getattr(model, "_opt", None) is None:
-        model._opt = make_adam(model.autoencoder_parameters(), model.cfg.lr)
+        model._opt = adam(model.autoencoder_parameters(), model.cfg.lr)
     t0 = time.perf_counter()
     data = images if isinstance(images, ImageSource) else ImageSource(images)
     model._train_epoch(data, epoch, 0, torch.zeros(len(data), dtype=torch.bool))

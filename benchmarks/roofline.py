@@ -75,7 +75,10 @@ def mod(pkg: str, name: str):
 
 def adam_of(pkg: str) -> Callable:
     """The VQ models' optimiser as ``fit`` builds it in that version of the code."""
-    return getattr(mod(pkg, "models.vq_common"), "make_adam", lambda params, lr: torch.optim.Adam(params, lr=lr))
+    try:
+        return mod(pkg, "models.optim").adam
+    except ImportError:  # code before the shared fused Adam
+        return getattr(mod(pkg, "models.vq_common"), "make_adam", lambda params, lr: torch.optim.Adam(params, lr=lr))
 
 
 @dataclass

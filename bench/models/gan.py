@@ -17,6 +17,7 @@ from torch import nn
 
 from bench import fields
 from bench.models import gan_common as gc
+from bench.models.optim import adam
 from bench.registry import register_model
 
 
@@ -85,8 +86,8 @@ class GAN(gc.AdversarialModel):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.cfg
         return {
-            "g": gc.adam(self.generator_params(), c.lr, c.beta1, c.beta2),
-            "d": gc.adam(self.nets["d"].parameters(), c.lr, c.beta1, c.beta2),
+            "g": adam(self.generator_params(), c.lr, (c.beta1, c.beta2)),
+            "d": adam(self.nets["d"].parameters(), c.lr, (c.beta1, c.beta2)),
         }
 
     def num_iterations(self, n_train: int) -> int:
@@ -138,12 +139,12 @@ class GAN(gc.AdversarialModel):
         real = data.next(c.d_batch_size)
         with torch.no_grad():
             fake, _ = self.fakes(c.d_batch_size, rng, generator_step=False)
-        if iteration % max(1, c.r1_every) == 0:
+        if iteration % c.r1_every == 0:
             real.requires_grad_(True)
             d_real = d(real)
             r1 = gc.r1_penalty(d_real, real)
             adv = F.softplus(-d_real).mean() + F.softplus(d(fake)).mean()
-            (adv + c.lambda_r1 * max(1, c.r1_every) * r1).backward()
+            (adv + c.lambda_r1 * c.r1_every * r1).backward()
             opt.step()
             return {"d": adv.item(), "r1": r1.item()}
         # No R1 on this step: nothing needs the input gradient, so real and fake go through D in one pass (D has no

@@ -36,6 +36,7 @@ from torch import nn
 from bench import fields
 from bench.models import gan_common as gc
 from bench.models.base import to_float
+from bench.models.optim import adam
 from bench.registry import register_model
 
 
@@ -193,7 +194,7 @@ class RobustOT(gc.AdversarialModel):
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.cfg
-        return {k: gc.adam(self.nets[k].parameters(), c.lr, c.beta1, c.beta2) for k in ("g", "d", "w")}
+        return {k: adam(self.nets[k].parameters(), c.lr, (c.beta1, c.beta2)) for k in ("g", "d", "w")}
 
     def num_iterations(self, n_train: int) -> int:
         c = self.cfg
@@ -228,9 +229,9 @@ class RobustOT(gc.AdversarialModel):
         weighted_real = (w * d_real).mean()
         fake_term = d_fake.mean()
         loss = fake_term - weighted_real
-        if iteration % max(1, c.gp_every) == 0:
+        if iteration % c.gp_every == 0:
             gp = gc.gradient_penalty(d, real, fake, alpha)
-            loss = loss + c.lambda_gp * max(1, c.gp_every) * gp
+            loss = loss + c.lambda_gp * c.gp_every * gp
             losses["gp"] = gp.item()
         loss.backward()
         opt_d.step()

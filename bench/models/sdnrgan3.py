@@ -20,6 +20,7 @@ from torch import nn
 from bench import fields
 from bench.models import gan_common as gc
 from bench.models.gan import GAN, GAN_PROFILES, GANConfig
+from bench.models.optim import adam
 from bench.registry import register_model
 
 
@@ -75,7 +76,7 @@ class SDNRGAN3(GAN):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.cfg
         opts = super().build_optimizers()  # G's optimiser covers G only; Gn has its own Adam, same settings
-        opts["gn"] = gc.adam(self.nets["gn"].parameters(), c.lr, c.beta1, c.beta2)
+        opts["gn"] = adam(self.nets["gn"].parameters(), c.lr, (c.beta1, c.beta2))
         return opts
 
     def fakes(self, n: int, rng: torch.Generator, generator_step: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

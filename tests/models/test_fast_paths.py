@@ -164,13 +164,13 @@ def test_robustot_step_equals_the_plain_step():
 
 
 def test_fused_adam_equals_plain_adam_up_to_rounding():
-    from bench.models import vq_common
+    from bench.models.optim import adam
 
     torch.manual_seed(0)
     params = [torch.randn(7, 5), torch.randn(5)]
     fused = [p.clone().requires_grad_(True) for p in params]
     plain = [p.clone().requires_grad_(True) for p in params]
-    optimisers = [vq_common.make_adam(fused, 1e-2), gc.adam(plain, 1e-2, 0.9, 0.999)]
+    optimisers = [adam(fused, 1e-2), adam(plain, 1e-2, (0.9, 0.999))]
     reference = [p.clone().requires_grad_(True) for p in params]
     ref_opt = torch.optim.Adam(reference, lr=1e-2)
     for step in range(10):
