@@ -307,10 +307,7 @@ class PCAParams:
     "pca", params=PCAParams, description="residual norm after projecting onto the top-k principal components"
 )
 def _pca(images: torch.Tensor, params: PCAParams, seed: int) -> torch.Tensor:
-    x = _flat_float(images)
-    x = x - x.mean(0, keepdim=True)
-    _, vecs = top_principal_components(x, params.k)
-    return (x - (x @ vecs) @ vecs.T).norm(dim=1)
+    return pca_residual_scores(images, params.k)
 
 
 @dataclass(frozen=True)
