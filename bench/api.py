@@ -138,6 +138,12 @@ def _profile(profile: str | None, config: str | Path | None, overrides: dict | N
     return load_profile(profile, config, overrides=_overrides(overrides, kwargs))
 
 
+def _default_datasets(prof: Profile) -> str:
+    """What `bench run` uses without --datasets: the profile's ``run.datasets``, else the datasets registered as its
+    defaults."""
+    return prof.run.datasets or ",".join(dataset_registry.defaults(prof.name))
+
+
 def plan(
     models: str | Iterable[str] = "all",
     datasets: str | Iterable[str] | None = None,
@@ -164,7 +170,7 @@ def plan(
     prof = _profile(profile, config, overrides, sets)
     model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
     if datasets is None:
-        datasets = prof.run.datasets or dataset_registry.defaults(prof.name)
+        datasets = _default_datasets(prof)
     if ratios is None:
         ratios = prof.run.ratios
     if jobs is None:
@@ -233,7 +239,7 @@ def print_config(models: str | Iterable[str] = "all", datasets: str | Iterable[s
     prof = _profile(profile, config, overrides, sets)
     model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
     if datasets is None:
-        datasets = prof.run.datasets or dataset_registry.defaults(prof.name)
+        datasets = _default_datasets(prof)
     ds = dataset_registry.resolve(datasets if isinstance(datasets, str) else ",".join(datasets))
     return to_toml(prof, model_names, ds)
 

@@ -16,3 +16,6 @@ def test_built_in_model_passes_check_model(name):
         assert statuses["fit does not read the outlier labels"] == "skip"
     else:
         assert statuses["fit does not read the outlier labels"] == "ok"
+    # the list of items that a failure can leave "not checked" names exactly the items a full run checks, in order
+    assert [i.name for i in report.items] == list(checkmodel.ITEMS)
+    assert not any(i.detail.startswith("not checked") for i in report.items)
