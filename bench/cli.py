@@ -14,6 +14,7 @@ import click
 
 from bench.config import PROFILE_NAMES
 from bench.errors import BenchError
+from bench.progress import status_line
 
 _profile_options = [
     click.option("--profile", default=None, help=f"one of {', '.join(PROFILE_NAMES)} (default: the config file's, else cpu)"),
@@ -61,6 +62,7 @@ def collect_roots(data_roots: tuple[str, ...], kwargs: dict) -> dict[str, str]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """robust-gen-bench: does a generative model still generate clean data when its training set is contaminated?"""
+    status_line.stop()  # the launcher's start-up line ends here; `bench run` starts its own for planning
 
 
 @cli.command()
@@ -176,29 +178,46 @@ def _overrides(sets) -> dict:
 def run(models_, datasets_, ratios, seeds, data_roots, out, jobs, backend, scheduler, filters, dry_run, print_config,
         no_report, inception_weights, profile, config_file, sets, plugin_refs, **aliases) -> None:  # fmt: skip
     """Run the grid of models x datasets x ratios x seeds; one row per cell in OUT/runs.csv, then the report."""
-    from bench import api, grid, progress, provenance, store
+    from bench import progress
 
-    roots = collect_roots(data_roots, aliases)
-    overrides = _overrides(sets)
-    if inception_weights is not None:
-        if not Path(inception_weights).is_file():
-            raise BenchError(f"--inception-weights {inception_weights}: file not found")
-        overrides["eval.inception_weights"] = inception_weights
+    with status_line.shown("planning the cells: checking the configuration, the data folders and the finished cells"):
+        from bench import api, grid, provenance
+
+        roots = collect_roots(data_roots, aliases)
+        overrides = _overrides(sets)
+        if inception_weights is not None:
+            if not Path(inception_weights).is_file():
+                raise BenchError(f"--inception-weights {inception_weights}: file not found")
+            overrides["eval.inception_weights"] = inception_weights
+        if print_config:
+            toml = api.print_config(models_, datasets_, profile=profile, config=config_file, overrides=overrides,
+                                    plugins=plugin_refs)  # fmt: skip
+        else:
+            spec, planned = api.plan(
+                models_, datasets_, ratios, seeds, profile=profile, out=out, jobs=jobs, data_roots=roots,
+                config=config_file, overrides=overrides, filters=filters or ("none",), plugins=plugin_refs,
+                backend=backend, scheduler=scheduler, command=provenance.command_line(), check_out=not dry_run,
+            )  # fmt: skip
     if print_config:
-        click.echo(api.print_config(models_, datasets_, profile=profile, config=config_file, overrides=overrides,
-                                    plugins=plugin_refs), nl=False)  # fmt: skip
+        click.echo(toml, nl=False)
         return
-    spec, planned = api.plan(
-        models_, datasets_, ratios, seeds, profile=profile, out=out, jobs=jobs, data_roots=roots, config=config_file,
-        overrides=overrides, filters=filters or ("none",), plugins=plugin_refs, backend=backend, scheduler=scheduler,
-        command=provenance.command_line(), check_out=not dry_run,
-    )  # fmt: skip
     if dry_run:
         click.echo("\n".join(grid.dry_run_lines(planned)))
         return
     reporter = progress.for_terminal(spec.jobs)
+    try:
+        _run_planned(spec, planned, reporter, no_report)
+    finally:
+        getattr(reporter, "close", lambda: None)()  # no open phase bar left above an error line
+
+
+def _run_planned(spec, planned, reporter, no_report: bool) -> None:
+    """Run the planned cells with ``reporter`` saying what happens, write the report, print the end-of-run summary."""
+    from bench import grid, progress, store
+
     if spec.profile.meaningless:
-        progress.note(reporter, "SMOKE PROFILE: a plumbing check on tiny data and models; its numbers carry no meaning")
+        progress.note(reporter, "SMOKE PROFILE: a plumbing check on tiny data and models; its numbers carry no meaning",
+                      phase=None)
     todo = sum(p.state != "done" for p in planned)
     for p in planned:
         if p.state == "done":  # reused, never retrained: say which finished cell answers it
@@ -305,7 +324,10 @@ def report(out, plugin_refs) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="bench", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="bench", standalone_mode=False)
+        finally:
+            status_line.stop()  # erased before any error line: a rejected input leaves exactly that line
     except BenchError as e:
         click.echo(f"error: {e}", err=True)
         return e.exit_code

@@ -2,15 +2,17 @@
 
 Models call ``with progress(total=epochs, desc="rvqvae train") as bar: bar.update(1); bar.set_postfix(...)``.
 Three kinds: tqdm bars on a terminal, counted lines (``LineProgress``: a line when a phase starts, at most every
-``every_s`` seconds while it runs, and when it ends; for pipes, logs and parallel workers) and silence.
+``every_s`` seconds while it runs, and when it ends; for pipes, logs and parallel workers) and silence. On a
+terminal, ``status_line`` speaks for start-up (importing torch, planning) and is erased when output begins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from typing import Any, Protocol, TextIO
+from typing import Any, Iterator, Protocol, TextIO
 
 
 class Bar(Protocol):
@@ -57,6 +59,9 @@ def note(progress: Any, message: str, phase: Any = "start") -> None:
     fn = getattr(progress, "note", None)
     if fn is not None:
         fn(message, phase=phase)
+
+
+PROCESS_T0 = time.monotonic()  # about when the process started: the `bench` launcher imports this module first
 
 
 def _clock(seconds: float) -> str:
@@ -161,6 +166,7 @@ class TqdmProgress:
         self.position = position
         self.t0 = time.monotonic()
         self._bars: list[Any] = []
+        self._phase_bar: Any = None  # the elapsed-time bar of the phase the last note started
         self._refresher: threading.Thread | None = None
 
     def __call__(self, total: int, desc: str) -> Bar:
@@ -179,6 +185,7 @@ class TqdmProgress:
                     owner._bars.remove(self)
                 return super().__exit__(*exc)
 
+        self._end_phase()  # a counted bar takes over from the phase a note announced
         return _Bar(total=total, desc=desc, position=self.position, leave=False, dynamic_ncols=True)
 
     def _start_refresher(self) -> None:
@@ -195,13 +202,97 @@ class TqdmProgress:
                 except Exception:  # a bar closed between the list copy and the refresh
                     pass
 
-    def note(self, message: str, phase: Any = None) -> None:
+    def note(self, message: str, phase: Any = "start") -> None:
+        """A line above the bars. A line that starts a phase (``phase="start"``, the default) also opens a bar that
+        shows the phase's elapsed seconds until the next line or bar, so a phase without steps (sampling, scoring,
+        writing the report) still shows time passing, as ``LineProgress``'s heartbeat does in logs."""
         from tqdm.auto import tqdm
 
+        self._end_phase()
         tqdm.write(f"[{_clock(time.monotonic() - self.t0)}] {message}", file=sys.stderr)
+        if phase == "start":
+            self._phase_bar = tqdm(total=None, desc=f"... {message}", bar_format="{desc} ({elapsed})",
+                                   position=self.position, leave=False, dynamic_ncols=True)  # fmt: skip
+            self._bars.append(self._phase_bar)
+            self._start_refresher()
+
+    def _end_phase(self) -> None:
+        bar, self._phase_bar = self._phase_bar, None
+        if bar is not None:
+            if bar in self._bars:
+                self._bars.remove(bar)
+            bar.close()
 
     def child(self, prefix: str, every_s: float | None = None) -> "TqdmProgress":
         return self
+
+    def close(self) -> None:
+        """Close the phase bar (a run that ends with an error must not leave it above the error line)."""
+        self._end_phase()
+
+
+class StatusLine:
+    """One transient line on a terminal, ``[mm:ss] message (N s)``, redrawn every second by a thread and erased by
+    ``stop()``. It speaks for the start-up phases that print nothing else (importing torch, planning the cells)
+    without leaving a line behind, so a rejected input still leaves exactly its one error line. Silent when the
+    stream is not a terminal (pipes, logs, tests)."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+        self.t0 = PROCESS_T0
+        self._message: str | None = None
+        self._since = self.t0
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+
+    def _out(self) -> TextIO:
+        return self.stream or sys.stderr
+
+    def start(self, message: str) -> None:
+        try:
+            if not self._out().isatty():
+                return
+        except (AttributeError, ValueError):  # a replaced or closed stream
+            return
+        with self._lock:
+            self._message, self._since = message, time.monotonic()
+            self._draw()
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, daemon=True, name="bench-status")
+            self._ticker.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._message is not None:
+                self._message = None
+                self._out().write("\r\x1b[K")  # carriage return, erase to the end of the line
+                self._out().flush()
+
+    @contextlib.contextmanager
+    def shown(self, message: str) -> Iterator[None]:
+        """The line while the block runs, erased when it ends (also by an error, before its message is printed)."""
+        self.start(message)
+        try:
+            yield
+        finally:
+            self.stop()
+
+    def _draw(self) -> None:
+        waited = time.monotonic() - self._since
+        text = f"[{_clock(time.monotonic() - self.t0)}] {self._message} ({waited:.0f} s)"
+        width = _terminal_columns() or 80  # one screen row: a wrapped line could not be erased by a carriage return
+        self._out().write("\r\x1b[K" + text[: width - 1])
+        self._out().flush()
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(1.0)
+            with self._lock:
+                if self._message is not None:
+                    self._draw()
+
+
+status_line = StatusLine()  # the process's start-up status (the `bench` launcher starts it, `bench run` stops it)
 
 
 def _terminal_columns() -> int:
@@ -216,7 +307,9 @@ def _terminal_columns() -> int:
 def for_terminal(jobs: int = 1) -> LineProgress | TqdmProgress:
     """Bars on an interactive terminal with one job, counted lines otherwise (pipes, logs, parallel workers, and a
     terminal that reports no width, where tqdm would draw nothing)."""
-    return TqdmProgress() if sys.stderr.isatty() and jobs <= 1 and _terminal_columns() >= 40 else LineProgress()
+    out = TqdmProgress() if sys.stderr.isatty() and jobs <= 1 and _terminal_columns() >= 40 else LineProgress()
+    out.t0 = PROCESS_T0  # the clock of the run's lines counts from the start, as the start-up status line did
+    return out
 
 
 def tqdm_progress(position: int = 1, enabled: bool | None = None) -> Progress:

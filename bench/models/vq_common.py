@@ -25,7 +25,7 @@ from bench import fields
 from bench.models.base import FitConfig, FitResult, GenerativeModel, to_float, to_uint8
 from bench.models.optim import adam
 from bench.models.pixelcnn import GatedPixelCNN, PixelCNNConfig, min_layers_for_grid
-from bench.progress import Progress, null_progress
+from bench.progress import Progress, note, null_progress
 
 # Above this many bytes of float32 training data, images are converted to float per batch instead of once.
 _PRECONVERT_LIMIT_BYTES = 1 << 30
@@ -378,6 +378,7 @@ class VQModelBase(GenerativeModel):
 
         self.encoder.eval()
         self.decoder.eval()
+        note(progress, f"{self.name} prior: encoding the {len(train_images)} training images into its code grids")
         indices = self.latent_indices(train_images).to(self.device)
         with progress(total=self.cfg.prior_epochs, desc=f"{self.name} prior") as bar:
             bar.update(prior_start)
