@@ -131,10 +131,11 @@ def dry_run_lines(planned: list[PlannedCell]) -> list[str]:
     return lines
 
 
-def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = null_progress) -> None:
-    """Build every split, the classifier, reference features and Table 5 once, before any worker starts."""
+def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = null_progress) -> set[tuple]:
+    """Build every split, the classifier, reference features and Table 5 once, before any worker starts. Returns
+    the (dataset, ratio, seed) splits whose detector table is already written, so no job is sent for them."""
     todo = [p for p in planned if p.state != "done"]
-    seen, heldout = set(), set()
+    seen, heldout, tables_written = set(), set(), set()
     for p in todo:
         c = p.cell
         if (c.dataset, c.ratio, c.seed) in seen:
@@ -145,6 +146,8 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
         line = skipped_line(split)
         if line:
             note(progress, line)
+        if detector_table.table_path(spec.out, split).exists():
+            tables_written.add((c.dataset, c.ratio, c.seed))
         if (c.dataset, c.seed) not in heldout:
             heldout.add((c.dataset, c.seed))
             note(progress, f"preparing {c.dataset} seed {c.seed}: inlier classifier and reference features")
@@ -154,6 +157,7 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
         for filt in {p.job.filter["label"]: p.job.filter for p in todo if p.job.filter and p.cell.dataset == c.dataset
                      and p.cell.ratio == c.ratio and p.cell.seed == c.seed}.values():  # fmt: skip
             filtering.training_set(split, filtering.FilterSpec.from_dict(filt), c.seed, spec.cache_dir, progress)
+    return tables_written
 
 
 def f1_path(out: Path, split: Any) -> Path:
@@ -189,10 +193,10 @@ def run(
     on_row: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> list[dict[str, Any]]:
     """Run every planned cell that is not done; each finished row goes to runs.csv as it arrives."""
-    prepare(spec, planned, progress)
+    tables_written = prepare(spec, planned, progress)
     todo = [p for p in planned if p.state != "done"]
     rows, t0 = [], time.monotonic()
-    for i, row in enumerate(_dispatch(spec, todo, progress), start=1):
+    for i, row in enumerate(_dispatch(spec, todo, progress, tables_written), start=1):
         store.append_row(spec.out, row)
         rows.append(row)
         elapsed = time.monotonic() - t0
@@ -206,9 +210,10 @@ def run(
     return rows
 
 
-def table_jobs(spec: GridSpec, todo: list[PlannedCell]) -> list[detector_table.TableJob]:
-    """The label-free detectors' table of every contaminated split this run touches (not yet written)."""
-    jobs, seen = [], set()
+def table_jobs(spec: GridSpec, todo: list[PlannedCell],
+               written: set[tuple] = frozenset()) -> list[detector_table.TableJob]:  # fmt: skip
+    """The label-free detectors' table of every contaminated split this run touches, except those ``written``."""
+    jobs, seen = [], set(written)
     profile = spec.profile.to_dict()
     for p in todo:
         c = p.cell
@@ -227,8 +232,9 @@ def run_job(job: Any) -> dict | None:
     return run_cell(job)
 
 
-def _dispatch(spec: GridSpec, todo: list[PlannedCell], progress: Progress) -> Iterator[dict]:
-    for row in _dispatch_jobs(spec, [p.job for p in todo] + table_jobs(spec, todo), progress):
+def _dispatch(spec: GridSpec, todo: list[PlannedCell], progress: Progress,
+              tables_written: set[tuple]) -> Iterator[dict]:  # fmt: skip
+    for row in _dispatch_jobs(spec, [p.job for p in todo] + table_jobs(spec, todo, tables_written), progress):
         if row is not None:
             yield row
 

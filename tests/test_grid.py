@@ -53,6 +53,28 @@ def test_changed_settings_are_a_new_cell_beside_the_old(tmp_path, mean_plugin):
     assert again[0].state == "done"
 
 
+def test_a_written_detector_table_is_not_sent_to_a_worker_again(tmp_path, mean_plugin):
+    """A new cell on a split whose detector table exists: the table is seen while preparing, and no job reopens the
+    split to find that out."""
+    import io
+
+    from bench.progress import LineProgress
+
+    def run_logged(overrides):
+        spec, planned = api.plan(["test_mean"], ["facemask"], [30], [0], profile="smoke", out=tmp_path,
+                                 overrides={**FAST, **overrides})  # fmt: skip
+        log = io.StringIO()
+        grid.run(spec, planned, LineProgress(every_s=0, stream=log))
+        return log.getvalue()
+
+    assert "detector table facemask/r30/s0" in run_logged({})
+    (table,) = (tmp_path / "detectors").glob("facemask_r30_s0_*.csv")
+    stamp = table.stat().st_mtime_ns
+    second = run_logged({"models.test_mean.noise": 3.0})  # another variant of the cell: same split
+    assert "cell 1/1 finished" in second and "detector table" not in second
+    assert table.stat().st_mtime_ns == stamp
+
+
 def test_saved_model_reproduces_samples(tmp_path, mean_plugin):
     _, planned = run_grid(tmp_path, ["test_mean"], ratios=[10], seeds=[3])
     folder = planned[0].job.folder
