@@ -50,6 +50,7 @@ def no_inception_anywhere(tmp_path, monkeypatch):
     """An empty TORCH_HOME and no configured weights; the once-per-process notice re-armed."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     monkeypatch.setattr(features, "_notice_shown", False)
+    monkeypatch.setenv(features._NOTICE_ENV, "")  # as in a fresh driver; restored (unset) after the test
 
 
 @pytest.fixture
@@ -134,6 +135,14 @@ def test_missing_weights_give_no_fid_and_one_notice(split, cache_dir, no_incepti
     notice = [ln for ln in capsys.readouterr().err.splitlines() if "InceptionV3" in ln]
     assert len(notice) == 1 and "fd_classifier" in notice[0]
     assert not network_forbidden
+
+
+def test_a_worker_does_not_repeat_the_drivers_notice(no_inception_anywhere, capsys, monkeypatch):
+    features.missing_weights_notice()  # the driver prints it and marks the environment its workers inherit
+    assert "InceptionV3" in capsys.readouterr().err
+    monkeypatch.setattr(features, "_notice_shown", False)  # a worker process: fresh module state, inherited variable
+    features.missing_weights_notice()
+    assert capsys.readouterr().err == ""
 
 
 def test_reference_features_are_cached_by_content(split, cache_dir, no_inception_anywhere):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,12 +75,17 @@ def resolve_inception_weights(cfg: EvalConfig) -> Path | None:
     return path if path.is_file() else None
 
 
+_NOTICE_ENV = "BENCH_FID_NOTICE_SHOWN"  # inherited by worker processes started after the driver printed it
+
+
 def missing_weights_notice() -> None:
-    """Print, once per process, the one line saying FID is replaced by fd_classifier."""
+    """Print, once per run, the one line saying FID is replaced by fd_classifier: once per process, and not in a
+    worker process whose driver already printed it (the environment variable travels to the workers)."""
     global _notice_shown
-    if _notice_shown:
+    if _notice_shown or os.environ.get(_NOTICE_ENV):
         return
     _notice_shown = True
+    os.environ[_NOTICE_ENV] = "1"
     print(
         f"note: no InceptionV3 weights (eval.inception_weights unset, no {hub_inception_weights_path()}): fid is "
         f"None and fd_classifier (Frechet distance in the inlier classifier's features) is reported instead; "
