@@ -91,10 +91,11 @@ def datasets(plugin_refs) -> None:
         everywhere = set(spec.default) == set(PROFILE_NAMES)
         default = ", default" if everywhere else f", default in {'/'.join(spec.default)}" if spec.default else ""
         click.echo(f"dataset    {name:12s} {spec.title} [{plugins.origin(spec.module)}{default}] {spec.description}")
-    for name in corruptions.names():
-        click.echo(f"corruption {name:12s} {corruptions.get(name).description}")
-    for name in detectors.names():
-        click.echo(f"detector   {name:12s} {detectors.get(name).description}")
+    for kind, names, get in (("corruption", corruptions.names, corruptions.get), ("detector", detectors.names,
+                                                                                   detectors.get)):  # fmt: skip
+        for name in names():
+            spec = get(name)
+            click.echo(f"{kind:10s} {name:12s} [{plugins.origin(spec.fn.__module__)}] {spec.description}")
 
 
 @cli.group()

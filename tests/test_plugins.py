@@ -72,6 +72,9 @@ def test_entry_points_of_an_installed_distribution(tmp_path):
     assert "bench-plugin-example==0.1.0" in line
     datasets = bench("datasets", pythonpath=[site])
     assert "stripedrooms" in datasets.stdout and "stripes" in datasets.stdout
+    stripes = next(ln for ln in datasets.stdout.splitlines() if ln.startswith("corruption stripes"))
+    assert "[bench-plugin-example==0.1.0]" in stripes  # a plug-in corruption says where it comes from
+    assert "[built-in]" in next(ln for ln in datasets.stdout.splitlines() if ln.startswith("detector   mcd"))
     out = tmp_path / "out"
     r = bench("run", "--models", "pcagauss,replay", "--datasets", "stripedrooms", "--profile", "smoke", "--ratios",
               "0,30", "--jobs", "2", "--out", out, pythonpath=[site])  # fmt: skip
