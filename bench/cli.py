@@ -91,10 +91,9 @@ def datasets(plugin_refs) -> None:
         everywhere = set(spec.default) == set(PROFILE_NAMES)
         default = ", default" if everywhere else f", default in {'/'.join(spec.default)}" if spec.default else ""
         click.echo(f"dataset    {name:12s} {spec.title} [{plugins.origin(spec.module)}{default}] {spec.description}")
-    for kind, names, get in (("corruption", corruptions.names, corruptions.get), ("detector", detectors.names,
-                                                                                   detectors.get)):  # fmt: skip
-        for name in names():
-            spec = get(name)
+    for kind, listed in (("corruption", corruptions), ("detector", detectors)):
+        for name in listed.names():
+            spec = listed.get(name)
             click.echo(f"{kind:10s} {name:12s} [{plugins.origin(spec.fn.__module__)}] {spec.description}")
 
 

@@ -9,6 +9,9 @@ def entry() -> None:
     from bench.progress import status_line
 
     status_line.start("starting: importing torch and the registered models and datasets")
-    from bench.cli import entry as cli_entry
-
+    try:
+        from bench.cli import entry as cli_entry
+    except BaseException:  # a broken install: its traceback must not start on the status line
+        status_line.stop()
+        raise
     cli_entry()
