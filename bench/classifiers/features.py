@@ -37,7 +37,6 @@ INCEPTION_WEIGHTS_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_NAME = "inception-v3-compat"
 INCEPTION_LAYER = "2048"
 
-_notice_shown = False
 _inception_cache: dict[tuple, torch.nn.Module] = {}
 _file_hash_cache: dict[tuple, str] = {}
 
@@ -79,12 +78,10 @@ _NOTICE_ENV = "BENCH_FID_NOTICE_SHOWN"  # inherited by worker processes started 
 
 
 def missing_weights_notice() -> None:
-    """Print, once per run, the one line saying FID is replaced by fd_classifier: once per process, and not in a
-    worker process whose driver already printed it (the environment variable travels to the workers)."""
-    global _notice_shown
-    if _notice_shown or os.environ.get(_NOTICE_ENV):
+    """Print, once per run, the one line saying FID is replaced by fd_classifier: the environment variable marks it
+    printed for this process and for the worker processes it starts afterwards."""
+    if os.environ.get(_NOTICE_ENV):
         return
-    _notice_shown = True
     os.environ[_NOTICE_ENV] = "1"
     print(
         f"note: no InceptionV3 weights (eval.inception_weights unset, no {hub_inception_weights_path()}): fid is "
