@@ -25,6 +25,7 @@ from torch import nn
 
 from bench.errors import BenchError
 from bench.models.base import FitConfig, FitResult, GenerativeModel, to_float, to_uint8
+from bench.models.optim import load_optimizer_state
 from bench.progress import Progress, null_progress
 
 RESIDUAL_GAIN = math.sqrt(2.0)  # Xavier gain of convs on a residual path; shortcuts and heads use 1
@@ -397,7 +398,7 @@ class AdversarialModel(GenerativeModel):
     def _restore(self, saved: dict[str, Any], rng: torch.Generator, data: RealBatches, log: LossLog) -> tuple[int, float]:
         self.nets.load_state_dict(saved["nets"])
         for k, opt in self.optimizers.items():
-            opt.load_state_dict(saved["optimizers"][k])
+            load_optimizer_state(opt, saved["optimizers"][k])
         rng.set_state(saved["rng"])
         data.load_state_dict(saved["data"])
         log.load_state_dict(saved["log"])

@@ -23,7 +23,7 @@ from torch import nn
 
 from bench import fields
 from bench.models.base import FitConfig, FitResult, GenerativeModel, to_float, to_uint8
-from bench.models.optim import adam
+from bench.models.optim import adam, load_optimizer_state
 from bench.models.pixelcnn import GatedPixelCNN, PixelCNNConfig, min_layers_for_grid
 from bench.progress import Progress, note, null_progress
 
@@ -339,13 +339,13 @@ class VQModelBase(GenerativeModel):
             self.load_state_dict(state["model"])
             self.to(cfg.device)
             self._opt = adam(self.autoencoder_parameters(), self.cfg.lr)
-            self._opt.load_state_dict(state["opt"])
+            load_optimizer_state(self._opt, state["opt"])
             self._load_extra_train_state(state.get("extra", {}))
             history = state["history"]
             start_epoch, prior_start = int(state["epoch"]), int(state["prior_epoch"])
         prior_opt = adam(self.prior.parameters(), self.cfg.prior_lr)
         if state is not None and "prior_opt" in state:
-            prior_opt.load_state_dict(state["prior_opt"])
+            load_optimizer_state(prior_opt, state["prior_opt"])
 
         def save(epoch: int, prior_epoch: int) -> None:
             if ckpt is None or not ckpt.due():
