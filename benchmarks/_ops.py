@@ -154,6 +154,43 @@ def clock(threads: int):
     return time.thread_time if threads == 1 else time.perf_counter
 
 
+@dataclass
+class Rounds:
+    """Seconds per call of two functions timed side by side, one entry per round (``clock`` time and wall time)."""
+
+    first: list[float] = field(default_factory=list)
+    second: list[float] = field(default_factory=list)
+    first_wall: list[float] = field(default_factory=list)
+    second_wall: list[float] = field(default_factory=list)
+
+    def ratios(self) -> list[float]:
+        """first / second, round by round."""
+        return [a / b for a, b in zip(self.first, self.second)]
+
+    def wall_ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.first_wall, self.second_wall)]
+
+
+def alternate(first: Callable[[], object], second: Callable[[], object], rounds: int, calls: int = 1) -> Rounds:
+    """Time ``calls`` calls of each function per round, the order alternating (first second, second first, ...), so
+    both see the same load on a shared machine; the timer is ``clock(torch.get_num_threads())``."""
+    now = clock(torch.get_num_threads())
+    out = Rounds()
+
+    def timed(fn: Callable[[], object], times: list[float], walls: list[float]) -> None:
+        t0, w0 = now(), time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((now() - t0) / calls)
+        walls.append((time.perf_counter() - w0) / calls)
+
+    for r in range(rounds):
+        a, b = (first, out.first, out.first_wall), (second, out.second, out.second_wall)
+        for fn, times, walls in ((a, b) if r % 2 == 0 else (b, a)):
+            timed(fn, times, walls)
+    return out
+
+
 def replay(records: list[OpRecord], reps: int = 5, warmup: int = 2) -> Replay:
     """Time every distinct op of ``records`` alone on fresh tensors: median of ``reps`` calls x occurrences (the
     clock of ``clock(torch.get_num_threads())``)."""

@@ -20,7 +20,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import roofline  # noqa: E402
 from _base import BASE_PKG, describe, export, short  # noqa: E402
-from _ops import clock  # noqa: E402
+from _ops import alternate  # noqa: E402
 
 
 def quartiles(xs: list[float]) -> tuple[float, float]:
@@ -46,28 +45,12 @@ def compare(name: str, rounds: int, calls: int, warmup: int, base_set: dict, new
     for _ in range(warmup):
         fb()
         fn()
-    now = clock(torch.get_num_threads())
-    tb, tn, ratios, wb, wn, wall_ratios = [], [], [], [], [], []
-
-    def timed(fn) -> tuple[float, float]:
-        t0, w0 = now(), time.perf_counter()
-        for _ in range(calls):
-            fn()
-        return (now() - t0) / calls, (time.perf_counter() - w0) / calls
-
-    for r in range(rounds):
-        if r % 2 == 0:
-            (b, b_wall), (n, n_wall) = timed(fb), timed(fn)
-        else:
-            (n, n_wall), (b, b_wall) = timed(fn), timed(fb)
-        tb.append(b)
-        tn.append(n)
-        ratios.append(b / n)
-        wall_ratios.append(b_wall / n_wall)
+    timed = alternate(fb, fn, rounds, calls)
+    ratios = timed.ratios()
     lo, hi = quartiles(ratios)
-    return {"workload": name, "base_s": statistics.median(tb), "new_s": statistics.median(tn),
+    return {"workload": name, "base_s": statistics.median(timed.first), "new_s": statistics.median(timed.second),
             "ratio": statistics.median(ratios), "q1": lo, "q3": hi, "rounds": rounds,
-            "wall_ratio": statistics.median(wall_ratios)}
+            "wall_ratio": statistics.median(timed.wall_ratios())}
 
 
 def main() -> None:

@@ -31,32 +31,19 @@ import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _ops import alternate  # noqa: E402
+
 CL = torch.channels_last
 
 
-def ab(today: Callable[[], object], probed: Callable[[], object], rounds: int = 7, calls: int = 10) -> tuple[float, float, float]:
-    """Median seconds per call of each and the median of per-round ratios today / probed."""
-    for fn in (today, probed):
-        fn()
-    ta, tb, ratios = [], [], []
-
-    def timed(fn: Callable[[], object]) -> float:
-        t0 = time.thread_time()
-        for _ in range(calls):
-            fn()
-        return (time.thread_time() - t0) / calls
-
-    for r in range(rounds):
-        if r % 2 == 0:
-            a = timed(today)
-            b = timed(probed)
-        else:
-            b = timed(probed)
-            a = timed(today)
-        ta.append(a)
-        tb.append(b)
-        ratios.append(a / b)
-    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+def ab(today: Callable[[], object], probed: Callable[[], object], rounds: int = 7,
+       calls: int = 10) -> tuple[float, float, float]:  # fmt: skip
+    """Median seconds per call of each and the median of per-round ratios today / probed (after one warm-up call
+    each)."""
+    today()
+    probed()
+    timed = alternate(today, probed, rounds, calls)
+    return statistics.median(timed.first), statistics.median(timed.second), statistics.median(timed.ratios())
 
 
 def line(what: str, a: float, b: float, ratio: float) -> None:

@@ -46,7 +46,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ops import clock, replay, top_ops, trace  # noqa: E402
+from _ops import alternate, clock, replay, top_ops, trace  # noqa: E402
 
 SIZE = 32
 RATIOS = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
@@ -308,15 +308,10 @@ def measure_pair(wb: Workload, wn: Workload, rounds: int, peak: float, top: int 
     torch.manual_seed(0)
     fn = wn.setup()
     tb, tn = trace(fb), trace(fn)
-    now = clock(torch.get_num_threads())
     fb()
     fn()
-    sb, sn = [], []
-    for r in range(rounds):
-        for f, out in ([(fb, sb), (fn, sn)] if r % 2 == 0 else [(fn, sn), (fb, sb)]):
-            t0 = now()
-            f()
-            out.append(now() - t0)
+    timed = alternate(fb, fn, rounds)
+    sb, sn = timed.first, timed.second
     ratio = statistics.median((b / wb.images_per_call) / (n / wn.images_per_call) for b, n in zip(sb, sn))
     rb = make_row(wb, tb, statistics.median(sb), replay(tb.records), peak, top, " (before)")
     rn = make_row(wn, tn, statistics.median(sn), replay(tn.records), peak, top, " (after)")
