@@ -1,19 +1,22 @@
 """Is a grid run with changed settings within one seed's noise of a grid with several seeds of the old settings?
 
     python benchmarks/within_noise.py --candidate results/grid23-12k-cut-s0 --reference results/cal-12k
+    python benchmarks/within_noise.py --candidate results/cut --reference results/cal-12k --ratios 0,30
 
 A profile change (fewer iterations, another regularisation interval) alters results, so it may only enter a profile
 when its cells differ from the old ones by no more than the old ones differ between seeds. Per model and metric,
-over the ratios that both grids have (unfiltered cells only):
+over the ratios (``--ratios``, default all) where the reference has all its seeds (unfiltered cells only):
 
-- ``noise``: for every pair of reference seeds (a, b), the mean over ratios of |x_a(r) - x_b(r)|; the largest pair is
-  the bound and the mean of the pairs is printed beside it.
-- ``paired``: the mean over ratios of |candidate(r) - reference(r)| for the reference seed equal to the candidate's
-  seed (same split, same evaluation classifier), and the mean signed difference (candidate - reference: a systematic
+- ``paired``: every candidate cell against the reference cell of the same ratio and seed (same split, same evaluation
+  classifier): the mean of |candidate - reference| over these cells, and the mean signed difference (a systematic
   shift shows here).
-- ``in range``: the cells whose candidate value lies within [min, max] of the reference seeds.
+- ``noise``: for every pair of reference seeds (a, b), the mean over the ratios of |x_a(r) - x_b(r)|; the largest
+  pair is the bound and the mean of the pairs is printed beside it. It holds the split's and the classifier's noise
+  as well as training's, which the paired difference does not, so it is a generous bound: read the shift too.
+- ``in range``: the candidate cells whose value lies within [min, max] of the reference seeds at that ratio.
 - verdict ``within`` when paired <= the largest seed pair, else ``OUTSIDE``.
 
+With ``--ratios`` a second table gives each ratio's mean ± 95 % t-interval over seeds, candidate and reference.
 Reference cells (``replay``, ``replay-inliers``) whose settings did not change reproduce bit for bit; the script
 prints them as a check that both grids saw the same splits and classifiers.
 """
@@ -30,6 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import store  # noqa: E402
+from bench.report import mean_ci  # noqa: E402
 
 METRICS = ("pct_inliers", "recall", "precision", "fd_classifier", "robustness")
 REFERENCES = ("replay", "replay-inliers")
@@ -39,7 +43,7 @@ REFERENCES = ("replay", "replay-inliers")
 class Comparison:
     model: str
     metric: str
-    ratios: int
+    cells: int  # (ratio, seed) pairs compared
     paired_mad: float
     paired_shift: float
     noise_max: float
@@ -61,21 +65,29 @@ def mad(a: pd.Series, b: pd.Series) -> float:
     return float((a - b).abs().mean())
 
 
-def compare(cand: pd.DataFrame, ref: pd.DataFrame, model: str, metric: str) -> Comparison | None:
-    c = cand[cand.model == model]
-    if c.empty or c.seed.nunique() != 1:
-        return None
-    seed = int(c.seed.iloc[0])
+def compare(cand: pd.DataFrame, ref: pd.DataFrame, model: str, metric: str,
+            ratios: set[float] | None = None) -> Comparison | None:
+    """Every candidate cell against the reference cell of the same ratio and seed, over the ratios (or ``ratios``)
+    where the reference has every one of its seeds; None where there is nothing to pair or fewer than two seeds."""
     table = ref[ref.model == model].pivot_table(index="ratio", columns="seed", values=metric, aggfunc="first")
-    c = c.set_index("ratio")[metric].astype(float)
-    ratios = sorted(set(table.dropna().index) & set(c.dropna().index))
-    if seed not in table.columns or len(table.columns) < 2 or not ratios:
+    c = cand[cand.model == model].pivot_table(index="ratio", columns="seed", values=metric, aggfunc="first")
+    shared = set(table.dropna().index) & set(c.index) & (set(ratios) if ratios is not None else set(c.index))
+    seeds = [s for s in c.columns if s in table.columns]
+    if len(table.columns) < 2 or not shared or not seeds:
         return None
-    table, c = table.loc[ratios].astype(float), c.loc[ratios]
+    table, c = table.loc[sorted(shared)].astype(float), c.loc[sorted(shared), seeds].astype(float)
+    diffs = (c - table[seeds]).stack().dropna()  # one per (ratio, seed) that both have
+    if diffs.empty:
+        return None
     pairs = [mad(table[a], table[b]) for a, b in itertools.combinations(table.columns, 2)]
-    inside = ((c >= table.min(axis=1)) & (c <= table.max(axis=1))).sum()
-    return Comparison(model, metric, len(ratios), mad(c, table[seed]), float((c - table[seed]).mean()), max(pairs),
-                      sum(pairs) / len(pairs), int(inside))  # fmt: skip
+    inside = c.ge(table.min(axis=1), axis=0) & c.le(table.max(axis=1), axis=0)
+    return Comparison(model, metric, len(diffs), float(diffs.abs().mean()), float(diffs.mean()), max(pairs),
+                      sum(pairs) / len(pairs), int(inside.stack().loc[diffs.index].sum()))  # fmt: skip
+
+
+def interval(values: pd.Series) -> str:
+    m, hw, n = mean_ci(values)
+    return f"{m:.3g}" + ("" if hw != hw else f" ± {hw:.2g}") + f" ({n})"
 
 
 def main() -> None:
@@ -84,9 +96,11 @@ def main() -> None:
     ap.add_argument("--reference", type=Path, required=True, help="results folder with >= 2 seeds of the old settings")
     ap.add_argument("--dataset", default="facemask")
     ap.add_argument("--metrics", default=",".join(METRICS))
+    ap.add_argument("--ratios", default="", help="compare only these ratios, e.g. 0,30 (default: all both have)")
     args = ap.parse_args()
     cand, ref = unfiltered(args.candidate, args.dataset), unfiltered(args.reference, args.dataset)
     metrics = [m for m in args.metrics.split(",") if m]
+    ratios = {float(r) for r in args.ratios.split(",") if r} or None
     seeds = {name: ", ".join(str(int(s)) for s in sorted(df.seed.unique())) for name, df in (("c", cand), ("r", ref))}
     print(f"candidate {args.candidate} (seed {seeds['c']}), reference {args.reference} (seeds {seeds['r']}), "
           f"dataset {args.dataset}")  # fmt: skip
@@ -95,20 +109,29 @@ def main() -> None:
         same = (both.config_digest == both.config_digest_ref) & (both.pct_inliers == both.pct_inliers_ref)
         if len(both):
             print(f"check: {name}: {int(same.sum())} of {len(both)} cells identical to the reference's")
-    print("\n| model | metric | ratios | paired mean abs diff | mean shift | seed pairs: max / mean | in seed range "
+    print("\n| model | metric | cells | paired mean abs diff | mean shift | seed pairs: max / mean | in seed range "
           "| verdict |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
     outside = 0
     for model in [m for m in cand.model.unique() if m not in REFERENCES]:
         for metric in metrics:
-            r = compare(cand, ref, model, metric)
+            r = compare(cand, ref, model, metric, ratios)
             if r is None:
                 continue
             outside += not r.within
             d = 1 if metric == "pct_inliers" else 3
-            print(f"| {model} | {metric} | {r.ratios} | {r.paired_mad:.{d}f} | {r.paired_shift:+.{d}f} | "
-                  f"{r.noise_max:.{d}f} / {r.noise_mean:.{d}f} | {r.in_range} of {r.ratios} | "
+            print(f"| {model} | {metric} | {r.cells} | {r.paired_mad:.{d}f} | {r.paired_shift:+.{d}f} | "
+                  f"{r.noise_max:.{d}f} / {r.noise_mean:.{d}f} | {r.in_range} of {r.cells} | "
                   f"{'within' if r.within else 'OUTSIDE'} |")  # fmt: skip
     print(f"\n{outside} model-metric pair(s) outside one seed's noise")
+    if ratios:
+        print("\n| model | ratio | metric | candidate mean ± CI (seeds) | reference mean ± CI (seeds) |\n|---|---|---|---|---|")
+        for model in [m for m in cand.model.unique() if m not in REFERENCES]:
+            for ratio in sorted(ratios):
+                for metric in metrics:
+                    cells = [df[(df.model == model) & (df.ratio == ratio)][metric].dropna().astype(float)
+                             for df in (cand, ref)]  # fmt: skip
+                    if all(len(v) for v in cells):
+                        print(f"| {model} | {ratio:g} | {metric} | {' | '.join(interval(v) for v in cells)} |")
 
 
 if __name__ == "__main__":

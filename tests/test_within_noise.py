@@ -36,7 +36,7 @@ def comparison(tmp_path: Path, candidate: tuple[float, ...]) -> "within_noise.Co
 
 def test_the_bound_is_the_largest_seed_pair_and_the_candidate_is_paired_with_its_own_seed(tmp_path):
     r = comparison(tmp_path, (93.0, 78.0, 68.0, 58.0))  # 2 points below seed 0 everywhere
-    assert r.ratios == 4
+    assert r.cells == 4
     assert r.paired_mad == pytest.approx(2.0) and r.paired_shift == pytest.approx(-2.0)
     assert r.noise_max == pytest.approx(8.0)  # seeds 1 and 2
     assert r.noise_mean == pytest.approx((4 + 4 + 8) / 3)
@@ -53,3 +53,14 @@ def test_a_candidate_without_its_seed_in_the_reference_is_not_compared(tmp_path)
     ref = within_noise.unfiltered(results(tmp_path, "ref", {1: REFERENCE[1], 2: REFERENCE[2]}), "facemask")
     cand = within_noise.unfiltered(results(tmp_path, "cand", {0: REFERENCE[0]}), "facemask")
     assert within_noise.compare(cand, ref, "gan", "pct_inliers") is None
+
+
+def test_several_candidate_seeds_are_each_paired_with_their_own_and_ratios_can_be_chosen(tmp_path):
+    ref = within_noise.unfiltered(results(tmp_path, "ref", REFERENCE), "facemask")
+    cand = within_noise.unfiltered(
+        results(tmp_path, "cand", {0: (94.0, 0.0, 0.0, 59.0), 1: (100.0, 0.0, 0.0, 65.0)}), "facemask"
+    )
+    r = within_noise.compare(cand, ref, "gan", "pct_inliers", ratios={0.0, 30.0})
+    assert r.cells == 4  # seeds 0 and 1 at 0 % and 30 %; 10 % and 20 % (80 points off) left out
+    assert r.paired_mad == pytest.approx(1.0) and r.paired_shift == pytest.approx(0.0)
+    assert r.noise_max == pytest.approx(8.0) and r.within and r.in_range == 2  # 100 and 65 lie above seed 1
