@@ -283,8 +283,7 @@ class RVQVAE(VQModelBase):
 
 @dataclass(frozen=True)
 class RVQDetectorParams:
-    """RVQ-VAE's autoencoder trained as a detector (no prior): by default the cpu profile's AE settings before issue
-    18's budget cut (8 epochs), so the detector tables in docs/ stay comparable."""
+    """RVQ-VAE's autoencoder trained as a detector (no prior): the cpu profile's settings by default."""
 
     epochs: int = 8
     batch_size: int = 32

@@ -66,10 +66,11 @@ VQ_PROFILES = {
     # drew blurry faces and few masks. ~11-14 s CPU per cell on 1 thread; docs/demo-profile.md.
     "demo": {"epochs": 8, "batch_size": 32, "lr": 1e-3, "hidden": 64, "prior_epochs": 40, "prior_layers": 0,
              "prior_dim": 16, "prior_head_hidden": 64, "prior_lr": 1e-3, "prior_batch_size": 64},
-    # 32 px, 3-4.3k images: AE epochs at batch 32, a 5-layer (full receptive field at 8x8) dim-32 prior. Sized first as
-    # 8 AE / 10 prior epochs (5-7 min per cell on 1 thread before the speed-ups; docs/results-standin/); issue 18's
-    # budget cut (the FaceMask grid in 60 min on 2 cores) took them to 7 / 8, checked in docs/performance.md.
-    "cpu": {"epochs": 7, "batch_size": 32, "prior_epochs": 8, "prior_layers": 0, "prior_dim": 32,
+    # 32 px, 3-4.3k images: 8 AE epochs at batch 32, a 5-layer (full receptive field at 8x8) dim-32 prior for 10
+    # epochs. Measured: 5-7 min per cell (1 thread, prior and 3,000 samples included; docs/results-standin/).
+    # Issue 18 measured 7 AE / 8 prior epochs: within one seed's noise on every metric, but alone it saves ~3 min of
+    # the grid, not enough to change the profile that every calibrated result was made with (docs/performance.md).
+    "cpu": {"epochs": 8, "batch_size": 32, "prior_epochs": 10, "prior_layers": 0, "prior_dim": 32,
             "prior_head_hidden": 128, "prior_lr": 1e-3, "prior_batch_size": 64},
     "paper": {},
 }
