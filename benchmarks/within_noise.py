@@ -1,6 +1,7 @@
 """Is a grid run with changed settings within one seed's noise of a grid with several seeds of the old settings?
 
-    python benchmarks/within_noise.py --candidate results/grid23-12k-cut-s0 --reference results/cal-12k
+    python benchmarks/within_noise.py --candidate docs/results-standin/facemask-cut-seed0 \
+        --reference docs/results-standin/calibration/facemask12k
     python benchmarks/within_noise.py --candidate results/cut --reference results/cal-12k --ratios 0,30
 
 A profile change (fewer iterations, another regularisation interval) alters results, so it may only enter a profile
@@ -112,7 +113,7 @@ def main() -> None:
     print("\n| model | metric | cells | paired mean abs diff | mean shift | seed pairs: max / mean | in seed range "
           "| verdict |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
     outside = 0
-    for model in [m for m in cand.model.unique() if m not in REFERENCES]:
+    for model in sorted(m for m in cand.model.unique() if m not in REFERENCES):
         for metric in metrics:
             r = compare(cand, ref, model, metric, ratios)
             if r is None:
@@ -125,7 +126,7 @@ def main() -> None:
     print(f"\n{outside} model-metric pair(s) outside one seed's noise")
     if ratios:
         print("\n| model | ratio | metric | candidate mean ± CI (seeds) | reference mean ± CI (seeds) |\n|---|---|---|---|---|")
-        for model in [m for m in cand.model.unique() if m not in REFERENCES]:
+        for model in sorted(m for m in cand.model.unique() if m not in REFERENCES):
             for ratio in sorted(ratios):
                 for metric in metrics:
                     cells = [df[(df.model == model) & (df.ratio == ratio)][metric].dropna().astype(float)
