@@ -34,6 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import store  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
 from bench.report import mean_ci  # noqa: E402
 
 METRICS = ("pct_inliers", "recall", "precision", "fd_classifier", "robustness")
@@ -57,7 +58,11 @@ class Comparison:
 
 
 def unfiltered(out: Path, dataset: str) -> pd.DataFrame:
+    if not store.runs_csv(out).exists() and not (Path(out) / "cells").is_dir():
+        raise BenchError(f"{out} is not a results folder (no runs.csv, no cells/): pass the --out of a bench run")
     df = store.read_frame(out)
+    if df.empty or dataset not in set(df["dataset"]):
+        raise BenchError(f"{out} holds no '{dataset}' cells: choose --dataset from {sorted(set(df.get('dataset', [])))}")
     variant = df["variant"].fillna("").astype(str) if "variant" in df else pd.Series("", index=df.index)
     return df[(variant == "") & (df["dataset"] == dataset)]
 
@@ -92,8 +97,16 @@ def interval(values: pd.Series) -> str:
 
 
 def main() -> None:
+    try:
+        run()
+    except BenchError as e:  # bad input: one line, exit 2
+        print(f"within_noise: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--candidate", type=Path, required=True, help="results folder of the changed settings (one seed)")
+    ap.add_argument("--candidate", type=Path, required=True, help="results folder of the changed settings (one or more seeds)")
     ap.add_argument("--reference", type=Path, required=True, help="results folder with >= 2 seeds of the old settings")
     ap.add_argument("--dataset", default="facemask")
     ap.add_argument("--metrics", default=",".join(METRICS))
@@ -101,7 +114,13 @@ def main() -> None:
     args = ap.parse_args()
     cand, ref = unfiltered(args.candidate, args.dataset), unfiltered(args.reference, args.dataset)
     metrics = [m for m in args.metrics.split(",") if m]
-    ratios = {float(r) for r in args.ratios.split(",") if r} or None
+    unknown = [m for m in metrics if m not in store.NUMERIC]
+    if unknown:
+        raise BenchError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(sorted(store.NUMERIC))}")
+    try:
+        ratios = {float(r) for r in args.ratios.split(",") if r} or None
+    except ValueError:
+        raise BenchError(f"--ratios: '{args.ratios}' is not a comma list of percentages, e.g. 0,30") from None
     seeds = {name: ", ".join(str(int(s)) for s in sorted(df.seed.unique())) for name, df in (("c", cand), ("r", ref))}
     print(f"candidate {args.candidate} (seed {seeds['c']}), reference {args.reference} (seeds {seeds['r']}), "
           f"dataset {args.dataset}")  # fmt: skip

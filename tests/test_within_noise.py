@@ -64,3 +64,22 @@ def test_several_candidate_seeds_are_each_paired_with_their_own_and_ratios_can_b
     assert r.cells == 4  # seeds 0 and 1 at 0 % and 30 %; 10 % and 20 % (80 points off) left out
     assert r.paired_mad == pytest.approx(1.0) and r.paired_shift == pytest.approx(0.0)
     assert r.noise_max == pytest.approx(8.0) and r.within and r.in_range == 2  # 100 and 65 lie above seed 1
+
+
+@pytest.mark.parametrize("extra", [["--metrics", "nonsense"], ["--ratios", "x"], ["--dataset", "roomcrop"]])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, extra):
+    ref, cand = results(tmp_path, "ref", REFERENCE), results(tmp_path, "cand", {0: REFERENCE[0]})
+    monkeypatch.setattr(sys, "argv", ["within_noise.py", "--candidate", str(cand), "--reference", str(ref), *extra])
+    with pytest.raises(SystemExit) as exit_:
+        within_noise.main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("within_noise: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_folder_that_is_not_a_results_folder_is_refused(tmp_path, monkeypatch, capsys):
+    ref = results(tmp_path, "ref", REFERENCE)
+    monkeypatch.setattr(sys, "argv", ["within_noise.py", "--candidate", str(tmp_path / "none"), "--reference", str(ref)])
+    with pytest.raises(SystemExit) as exit_:
+        within_noise.main()
+    assert exit_.value.code == 2 and "is not a results folder" in capsys.readouterr().err
