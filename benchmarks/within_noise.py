@@ -131,8 +131,9 @@ def run() -> None:
             print(f"check: {name}: {int(same.sum())} of {len(both)} cells identical to the reference's")
     print("\n| model | metric | cells | paired mean abs diff | mean shift | seed pairs: max / mean | in seed range "
           "| verdict |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    models = sorted(m for m in cand.model.unique() if m not in REFERENCES)
     outside = 0
-    for model in sorted(m for m in cand.model.unique() if m not in REFERENCES):
+    for model in models:
         for metric in metrics:
             r = compare(cand, ref, model, metric, ratios)
             if r is None:
@@ -145,7 +146,7 @@ def run() -> None:
     print(f"\n{outside} model-metric pair(s) outside one seed's noise")
     if ratios:
         print("\n| model | ratio | metric | candidate mean ± CI (seeds) | reference mean ± CI (seeds) |\n|---|---|---|---|---|")
-        for model in sorted(m for m in cand.model.unique() if m not in REFERENCES):
+        for model in models:
             for ratio in sorted(ratios):
                 for metric in metrics:
                     cells = [df[(df.model == model) & (df.ratio == ratio)][metric].dropna().astype(float)
