@@ -18,9 +18,8 @@ from pathlib import Path
 
 import torch
 
-from bench.config import load_profile
+from bench import api, grid
 from bench.datasets import build_split
-from bench.runner import GridSpec, expand, prepare, split_for
 
 
 def timed(fn) -> float:
@@ -32,23 +31,25 @@ def timed(fn) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="smoke")
-    p.add_argument("--dataset", default="facemask", choices=["facemask", "roomcrop"])
+    p.add_argument("--dataset", default="facemask", help="a registered dataset (default facemask)")
     p.add_argument("--data-root", default=None, help="real images (default: the embedded synthetic data)")
     p.add_argument("--ratios", default="0,10,20,30")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    profile = load_profile(args.profile)
     ratios = [float(r) for r in args.ratios.split(",")]
+    roots = {} if args.data_root is None else {args.dataset: args.data_root}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "grid"
-        spec = GridSpec(profile, out, {args.dataset: args.data_root}, jobs=1)
-        cells = expand([args.dataset], ["vqvae"], ratios, [0])
-        cold = timed(lambda: prepare(spec, cells))
-        warm = timed(lambda: prepare(spec, cells))
-        hit = timed(lambda: split_for(spec, args.dataset, ratios[-1], 0))
-        shutil.rmtree(out / "cache" / "splits")
-        build = timed(lambda: build_split(args.dataset, profile.data, ratios[-1], 0, spec.cache_dir, args.data_root))
+        spec, planned = api.plan("vqvae", args.dataset, ratios, [0], profile=args.profile, out=out, jobs=1,
+                                 data_roots=roots)  # fmt: skip
+        profile = spec.profile
+        cold = timed(lambda: grid.prepare(spec, planned))
+        warm = timed(lambda: grid.prepare(spec, planned))
+        split_args = (args.dataset, profile.data, ratios[-1], 0, spec.cache_dir, args.data_root)
+        hit = timed(lambda: build_split(*split_args))
+        shutil.rmtree(spec.cache_dir / "splits")
+        build = timed(lambda: build_split(*split_args))
     print(f"profile={args.profile} dataset={args.dataset} data={'synthetic' if args.data_root is None else args.data_root} "
           f"ratios={args.ratios} threads={args.threads}")
     print(f"prepare, cold (build splits, train classifier, reference features, Table 5): {cold:8.2f} s")

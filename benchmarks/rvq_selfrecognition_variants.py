@@ -6,7 +6,7 @@
 Each variant trains the ``cpu`` profile's RVQ-VAE (plus ``--set`` overrides and the variant's own) on the same
 split and prints, per epoch, precision / recall of the set sent to C_out and the AUC of that epoch's errors,
 next to the trivial detectors (distance to mean image, PCA-8 residual) on the same images. Splits come from
-``<out>/cache`` when a grid already built them.
+``<out>/cache`` when a grid already built them (seed 0).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch
 
 from bench import registry
 from bench.config import load_profile, parse_value
+from bench.datasets import build_split
 from bench.detectors import flag_metrics, trivial_detectors
-from bench.models.base import FitConfig
-from bench.runner import GridSpec, split_for
+from bench.models.base import FitConfig, FitResult
 
 
 def main() -> None:
@@ -37,22 +37,22 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     profile = load_profile(args.profile, sets=args.set)
-    split = split_for(GridSpec(profile, args.out, {args.dataset: args.data_root}), args.dataset, args.ratio, 0)
+    split = build_split(args.dataset, profile.data, args.ratio, 0, args.out / "cache", args.data_root)
     labels = split.train_is_outlier.bool()
-    eta = registry.get("rvqvae").make_config(profile.name).eta
+    eta = registry.get("rvqvae").make_config(profile.name, profile.models.get("rvqvae")).eta
     print(f"{args.dataset} r={args.ratio:g} %: {split.n_inliers} inliers + {split.n_outliers} outliers, {split.size} px")
     for name, scores in trivial_detectors(split.train_images):
         m = flag_metrics(labels, eta, scores=scores)
         print(f"  {name:<22} P {m['precision']:.2f}  R {m['recall']:.2f}  AUC {m['auc']:.2f}")
     for variant in args.variant or [""]:
-        overrides = {"prior_epochs": 0}
+        overrides = {**profile.models.get("rvqvae", {}), "prior_epochs": 0}  # the variant's own settings win
         for item in filter(None, variant.split(",")):
             k, _, v = item.partition("=")
             overrides[k.strip()] = parse_value(v.strip())
-        overrides.update(profile.models.get("rvqvae", {}))
         model = registry.get("rvqvae").build(profile.name, split.size, overrides)
         t0 = time.perf_counter()
-        history = model.fit(split.train_images, labels, FitConfig(seed=0))
+        result = FitResult.coerce(model.fit(split.train_images, labels, FitConfig(seed=0)), len(labels))
+        history = result.history
         print(f"variant {variant or '(profile defaults)'}: {time.perf_counter() - t0:.0f} s")
         for row in history["epochs"]:
             f = row["flag"]

@@ -1,8 +1,10 @@
 """Self-recognition of RVQ-VAE against two trivial detectors, from a finished grid's results folder.
 
-For each RVQ-VAE cell in ``<out>/cells/<dataset>/rvqvae/``: the per-epoch precision / recall / AUC of the set it sent
-to C_out (read from metrics.json), next to the distance-to-mean-image and PCA-8 residual detectors computed on the
-very same training split (top eta flagged). Also the "does C_in refuse outliers" measurement when present.
+For each finished, unfiltered RVQ-VAE cell (``<out>/cells/<dataset>/rvqvae/r<ratio>/s<seed>/<digest>/``): the
+per-epoch precision / recall / AUC of the set it sent to C_out (read from metrics.json), next to the
+distance-to-mean-image and PCA-8 residual detectors computed on the very same training split (top eta flagged).
+Also the "does C_in refuse outliers" measurement when present. The report's ``table_selfrecognition`` holds only
+each cell's final set; this script shows every epoch.
 
     python benchmarks/selfrecognition.py --out results/ [--markdown docs/x.md]
 """
@@ -13,10 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.config import profile_from_dict
+from bench.config import Profile
+from bench.datasets import build_split
 from bench.detectors import flag_metrics, trivial_detectors
-from bench.runner import GridSpec, split_for
-from bench.store import Cell
 
 
 def _f(x) -> str:
@@ -25,16 +26,22 @@ def _f(x) -> str:
 
 def report(out: Path) -> str:
     lines = []
-    for metrics_path in sorted(out.glob("cells/*/rvqvae/*/*/metrics.json")):
+    for metrics_path in sorted(out.glob("cells/*/rvqvae/*/*/*/metrics.json")):
         folder = metrics_path.parent
+        if not (folder / "done.json").exists():
+            continue  # unfinished cell
         cfg = json.loads((folder / "config.json").read_text())
         metrics = json.loads(metrics_path.read_text())
-        cell = Cell(**cfg["cell"])
+        cell = cfg["cell"]
+        dataset, ratio, seed = cell["dataset"], float(cell["ratio"]), int(cell["seed"])
+        if cfg.get("filter"):
+            continue  # a filtered cell trains on the kept part of the split, not on the split these rows score
         eta = cfg["model_config"]["eta"]
-        spec = GridSpec(profile_from_dict(cfg["profile"]), out, {cell.dataset: cfg.get("data_root")})
-        split = split_for(spec, cell.dataset, cell.ratio, cell.seed)
+        profile = Profile.from_dict(cfg["profile"])
+        split = build_split(dataset, profile.data, ratio, seed, out / "cache", cfg.get("data_root"))
         labels = split.train_is_outlier
-        lines += [f"### {cell.dataset}, r = {cell.ratio:g} %, seed {cell.seed} (eta = {eta:g}, "
+        variant = f", {cfg['variant']}" if cfg.get("variant") else ""
+        lines += [f"### {dataset}, r = {ratio:g} %, seed {seed}{variant} (eta = {eta:g}, "
                   f"{split.n_inliers} inliers + {split.n_outliers} outliers, {split.size} px)", "",
                   "| detector | precision | recall | AUC |", "|---|---|---|---|"]  # fmt: skip
         for name, scores in trivial_detectors(split.train_images):
