@@ -2,10 +2,12 @@
 classifier's 128-d penultimate layer as the always-available fallback; batched extraction and a content-keyed
 cache of reference features.
 
-Offline by construction: InceptionV3 is only ever built with an explicit ``feature_extractor_weights_path``
-(so torch-fidelity never calls ``torch.hub.load_state_dict_from_url``), and while it is built that download
-function is replaced by one that raises. When no weights file is found the caller gets ``None`` and one notice
-line per process on stderr.
+Offline and pickle-free by construction: the weights file is loaded by us only, and unpickled with
+``torch.load(weights_only=True)`` (tensors and plain containers only: a file carrying code is refused with one
+line before anything runs). torch-fidelity never sees the file: it would reload it with ``weights_only=False``. It
+is built without a weights path, and while it is built its download hook is replaced by one that hands it the
+state dict we loaded, so it neither downloads nor unpickles anything. When no weights file is found the caller gets
+``None`` and one notice line per process on stderr.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -92,19 +94,28 @@ def missing_weights_notice() -> None:
 
 
 @contextlib.contextmanager
-def _downloads_forbidden() -> Iterator[None]:
-    """Replace torch-fidelity's download hook with one that raises, so building InceptionV3 cannot go online."""
+def _weights_from_memory(state: dict[str, torch.Tensor]) -> Iterator[dict[str, Any]]:
+    """While torch-fidelity builds InceptionV3 without a weights path, its download hook returns ``state`` (our
+    weights_only load of the local file) instead of going online, and torch.hub's own download function raises.
+    Yields a record: ``used`` is True once the hook ran, so a torch-fidelity that takes its weights another way is
+    refused instead of trusted."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe_module
+
+    record = {"used": False}
+
+    def hand_over(url, *args, **kwargs):
+        record["used"] = True
+        return state
 
     def refuse(url, *args, **kwargs):
         raise BenchError(f"refusing to download {url}: InceptionV3 weights must come from a local file")
 
-    original = fe_module.load_state_dict_from_url
-    fe_module.load_state_dict_from_url = refuse
+    originals = fe_module.load_state_dict_from_url, torch.hub.load_state_dict_from_url
+    fe_module.load_state_dict_from_url, torch.hub.load_state_dict_from_url = hand_over, refuse
     try:
-        yield
+        yield record
     finally:
-        fe_module.load_state_dict_from_url = original
+        fe_module.load_state_dict_from_url, torch.hub.load_state_dict_from_url = originals
 
 
 def _bad_weights(path: Path, why: str) -> BenchError:
@@ -114,34 +125,53 @@ def _bad_weights(path: Path, why: str) -> BenchError:
     )
 
 
-def _check_is_state_dict(path: Path) -> None:
-    """Load with weights_only=True first: garbage or a pickle with code in it fails here, with a clear line."""
+def _stat_key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def load_state_dict_safely(path: Path) -> dict[str, torch.Tensor]:
+    """The weights file's state dict, unpickled with ``weights_only=True`` (torch >= 2.6, CVE-2025-32434): garbage,
+    or a pickle that would run code, fails here with one line and nothing from the file is executed."""
+    path = Path(path).resolve()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise _bad_weights(path, f"is not a readable PyTorch state dict ({type(e).__name__})") from None
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if (not isinstance(state, dict) or not state
+            or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())):  # fmt: skip
         raise _bad_weights(path, "does not hold a state dict (a mapping of parameter names to tensors)")
+    return state
+
+
+def _check_is_state_dict(path: Path) -> None:
+    """A configured weights file is a plain state dict (checked before any work; see ``load_state_dict_safely``)."""
+    load_state_dict_safely(path)
 
 
 def load_inception_extractor(path: Path) -> torch.nn.Module:
-    """torch-fidelity's FeatureExtractorInceptionV3 (layer "2048") built from the local file ``path``; cached per
-    process. A file that is not a state dict, or one for another network, raises BenchError."""
-    from torch_fidelity import FeatureExtractorInceptionV3
-
+    """torch-fidelity's FeatureExtractorInceptionV3 (layer "2048") with the weights of the local file ``path``, which
+    only we read (``load_state_dict_safely``); cached per process. A file that is not a state dict, or one for
+    another network, raises BenchError."""
     path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    key = _stat_key(path)
     if key not in _inception_cache:
-        _check_is_state_dict(path)
+        state = load_state_dict_safely(path)
+        from torch_fidelity import FeatureExtractorInceptionV3
+
         try:
-            with _downloads_forbidden():
+            with _weights_from_memory(state) as handed:
                 extractor = FeatureExtractorInceptionV3(
-                    INCEPTION_NAME, [INCEPTION_LAYER], feature_extractor_weights_path=str(path)
+                    INCEPTION_NAME, [INCEPTION_LAYER], feature_extractor_weights_path=None
                 )
         except RuntimeError as e:  # strict load_state_dict: missing/unexpected keys or shape mismatches
             detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))[:160]
             raise _bad_weights(path, f"does not fit torch-fidelity's InceptionV3 ({detail})") from None
+        if not handed["used"]:
+            raise BenchError(
+                "this torch-fidelity version does not load InceptionV3 weights through its download hook, so the "
+                "weights we checked cannot be handed to it: install torch-fidelity 0.3 or 0.4"
+            )
         _inception_cache.clear()  # keep at most one network (~100 MB) alive
         _inception_cache[key] = extractor.eval()
     return _inception_cache[key]
@@ -149,8 +179,7 @@ def load_inception_extractor(path: Path) -> torch.nn.Module:
 
 def file_sha256(path: Path) -> str:
     path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    key = _stat_key(path)
     if key not in _file_hash_cache:
         h = hashlib.sha256()
         with open(path, "rb") as fh:
