@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from bench import registry
+from bench.models import registry
 from bench.config import PROFILE_NAMES
 from bench.models.base import Checkpointer, FitConfig, FitResult, GenerativeModel
 from bench.progress import Progress, null_progress

@@ -17,7 +17,7 @@ from typing import Any
 
 from bench import fields
 from bench.errors import BenchError
-from bench.registration import PROFILE_NAMES
+from bench.registries import PROFILE_NAMES
 DEFAULT_PROFILE = "cpu"
 PROFILE_PURPOSE = {
     "smoke": "CI plumbing check: tiny data and models, the numbers carry no meaning",
@@ -279,7 +279,7 @@ def load_profile(
 
 def validate(p: Profile) -> Profile:
     """Every part rebuilt through its dataclass (types and ranges), model overrides checked by their models."""
-    from bench import registry
+    from bench.models import registry
 
     p.data = fields.build(
         DataConfig,
@@ -338,7 +338,7 @@ def _toml_table(lines: list[str], name: str, table: dict[str, Any]) -> None:
 
 def to_toml(profile: Profile, models: list[str], datasets: list[str]) -> str:
     """The fully resolved configuration as TOML: fed back through ``--config``, it reproduces the same cells."""
-    from bench import registry
+    from bench.models import registry
 
     d = profile.to_dict()
     lines = [f"# robust-gen-bench resolved configuration ({PROFILE_PURPOSE[profile.name]})",

@@ -8,14 +8,14 @@ the same way.
 The registry below (``register_detector``, ``get``, ``names``, ``make_params``, ``score``) holds the label-free
 detectors a "detect, drop, then train an ordinary model" baseline is built from: ``mean``, ``pca`` (the two above),
 ``iforest``, ``lof``, ``mcd`` (scikit-learn on whitened top-k principal components) and ``kurtosis`` (projection
-pursuit). Measured on the FaceMask stand-ins in docs/detectors.md.
+pursuit). Measured on the FaceMask stand-ins in docs/detectors.md. The registry is the generic one
+(``bench.registries``): names, the "name taken" rule (a plug-in never takes a built-in's name), origins.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -24,6 +24,7 @@ import torch
 
 from bench import fields as _fields
 from bench.errors import BenchError
+from bench.registries import NAME_PATTERN, Registry  # noqa: F401 (NAME_PATTERN: detectors.NAME_PATTERN)
 
 
 def _flat_float(images: torch.Tensor) -> torch.Tensor:
@@ -125,9 +126,6 @@ def flag_metrics(
 # Detector registry: label-free outlier detectors a "detect, drop, then train" baseline can be built from.
 # --------------------------------------------------------------------------------------------------------------------
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-
-
 @dataclass(frozen=True)
 class DetectorSpec:
     """One registered detector: ``fn(images, params, seed) -> float64 scores`` (higher = more outlying)."""
@@ -161,7 +159,10 @@ class DetectorSpec:
         return scores
 
 
-_DETECTORS: dict[str, DetectorSpec] = {}
+DETECTORS: Registry[DetectorSpec] = Registry(
+    "detector", decorator="register_detector", expects="a function (images, params, seed)"
+)
+_DETECTORS = DETECTORS.mapping  # name -> DetectorSpec, what is registered now (the former dict; tests)
 
 
 def register_detector(
@@ -173,12 +174,12 @@ def register_detector(
     overrides against those defaults (``bench.fields``) and the dataclass's ``__post_init__`` checks ranges
     (``bench.fields.require*``). ``fn`` gets uint8 training images N x C x H x W, never labels, and returns one
     float score per image, higher = more outlying, the same for the same seed. Registering a taken name raises
-    BenchError (re-importing the module that registered it is allowed). ``cheap=False`` (e.g. a detector that trains a
+    BenchError (re-importing the module that registered it is allowed; a built-in's name is never given to a
+    plug-in). ``cheap=False`` (e.g. a detector that trains a
     model) keeps it out of the detector table every grid computes; it still serves as a filter.
     """
-    where = f"detector '{name}'"
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise BenchError(f"bad detector name {name!r}: use lower-case letters, digits, - or _ (at most 40), e.g. 'pca'")
+    where = DETECTORS.where(name)
+    DETECTORS.check_name(name)
     if not (isinstance(params, type) and dataclasses.is_dataclass(params)):
         raise BenchError(f"{where}: params must be a dataclass class, got {params!r}")
     missing = [
@@ -190,36 +191,29 @@ def register_detector(
         raise BenchError(f"{where}: params field '{missing[0]}' needs a default (make_params starts from them)")
 
     def deco(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        if not callable(fn):
-            raise BenchError(f"{where}: register_detector decorates a function (images, params, seed), got {fn!r}")
-        _taken(name, fn)
+        DETECTORS.check_object(name, fn)
+        DETECTORS.check_free(name, fn)
         spec = DetectorSpec(name, fn, params, description or (fn.__doc__ or "").strip().split("\n")[0], cheap)
         spec.make_params()  # the defaults must pass the params' own checks now, not in a worker later
-        _DETECTORS[name] = spec
+        DETECTORS.add(name, fn, spec)
         return fn
 
     return deco
 
 
-def _taken(name: str, fn: Callable[..., Any]) -> None:
-    """BenchError when ``name`` is registered by another function (the same module and name again is a re-import)."""
-    old = _DETECTORS.get(name)
-    if old is not None and (fn.__module__, fn.__qualname__) != (old.fn.__module__, old.fn.__qualname__):
-        raise BenchError(
-            f"detector name '{name}' is taken by {old.fn.__module__}.{old.fn.__qualname__} "
-            f"(registering {fn.__module__}.{fn.__qualname__}): choose another name"
-        )
-
-
 def names() -> list[str]:
     """Registered detector names, sorted."""
-    return sorted(_DETECTORS)
+    return DETECTORS.names()
 
 
 def get(name: str) -> DetectorSpec:
-    if name not in _DETECTORS:
-        raise BenchError(f"unknown detector '{name}': choose from {', '.join(names()) or '(none registered)'}")
-    return _DETECTORS[name]
+    """The detector registered as ``name``; BenchError "unknown detector 'name': choose from ..." if there is none."""
+    return DETECTORS.get(name)
+
+
+def origin_of(name: str) -> str | dict[str, str | None]:
+    """``"built-in"`` or the plug-in's ``{"module", "sha256", "distribution"}`` (``bench.registries.PluginOrigin``)."""
+    return DETECTORS.origin(name)
 
 
 def make_params(name: str, overrides: dict[str, Any] | None = None) -> Any:

@@ -9,7 +9,9 @@ cell), and in ``bench eval``, ``report``, ``score``, ``check-model`` and ``model
 - the environment variable ``BENCH_PLUGINS`` (a comma list of the same).
 
 A plug-in that fails to import, registers a taken name or breaks the contract stops the command with one line.
-``provenance()`` says what was loaded (module, file hash, distribution version) for every cell's config.json.
+``provenance()`` says what was loaded (module, file hash, distribution version) for every cell's config.json;
+``public_module_name``, ``file_sha256`` and ``distribution_of`` give the registries (``bench.registries``) the origin
+of each entry a plug-in registers, while it is being imported.
 """
 
 from __future__ import annotations
@@ -41,12 +43,44 @@ class LoadedPlugin:
 
 _loaded: dict[str, LoadedPlugin] = {}
 _entry_points_loaded = False
+# Module name -> distribution ("name==version" or None) of every plug-in imported or being imported: filled *before*
+# the import runs, so what a plug-in registers while it is imported is known to come from it.
+_owners: dict[str, str | None] = {}
+# Module names given to ``.py`` files (bench_plugin_<stem>_<hash of the path>) -> the file.
+_files: dict[str, str] = {}
 
 
-def _file_sha256(path: str | None) -> str | None:
+def file_sha256(path: str | None) -> str | None:
+    """sha256 of a file's bytes (None when ``path`` is not a file)."""
     if not path or not os.path.isfile(path):
         return None
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _owner(module: str) -> str | None:
+    """The plug-in module that ``module`` belongs to (itself or a package above it), or None."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in _owners:
+            return ".".join(parts[:i])
+    return None
+
+
+def distribution_of(module: str) -> str | None:
+    """``name==version`` of the installed distribution whose plug-in (entry point) holds ``module`` (the entry point's
+    module, a module under it, or one of the same top-level package), else None."""
+    owner = _owner(module)
+    if owner is not None and _owners[owner] is not None:
+        return _owners[owner]
+    top = module.split(".")[0]
+    return next((d for m, d in _owners.items() if d is not None and m.split(".")[0] == top), None)
+
+
+def public_module_name(module: str) -> str:
+    """``module``, except for a ``.py`` file loaded by path: the file's name (its import name holds a hash of the
+    folder it lies in, which differs between machines)."""
+    file = _files.get(module)
+    return Path(file).name if file is not None else module
 
 
 def _why(exc: BaseException) -> str:
@@ -66,6 +100,8 @@ def _import_file(path: Path) -> object:
         raise BenchError(f"plug-in {path} is not a Python file: pass a .py file or an importable module name")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _files[name] = str(path)
+    _owners.setdefault(name, None)
     try:
         spec.loader.exec_module(module)
     except BaseException:
@@ -89,6 +125,7 @@ def load(ref: str, via: str = "--plugin") -> LoadedPlugin:
                 raise BenchError(f"plug-in file not found: {ref} ({via}; pass an existing .py file or a module name)")
             module = _import_file(path.resolve())
         else:
+            _owners.setdefault(ref, None)
             module = importlib.import_module(ref)
     except BenchError as e:
         raise BenchError(f"plug-in {ref} ({via}): {e}") from None
@@ -101,7 +138,7 @@ def load(ref: str, via: str = "--plugin") -> LoadedPlugin:
     except Exception as e:
         raise BenchError(f"plug-in {ref} ({via}) failed to import: {_why(e)}") from None
     file = getattr(module, "__file__", None)
-    info = LoadedPlugin(ref, module.__name__, file, _file_sha256(file), None, via)
+    info = LoadedPlugin(ref, module.__name__, file, file_sha256(file), None, via)
     _loaded[ref] = info
     return info
 
@@ -120,6 +157,7 @@ def load_entry_points() -> None:
             ref = f"{dist or '?'}:{ep.name}"
             if ref in _loaded:
                 continue
+            _owners[ep.module] = dist
             try:
                 obj = ep.load()
             except BenchError as e:
@@ -130,7 +168,7 @@ def load_entry_points() -> None:
                 ) from None
             module = sys.modules.get(getattr(obj, "__module__", None) or ep.module)
             file = getattr(module, "__file__", None) if module is not None else None
-            _loaded[ref] = LoadedPlugin(ref, ep.module, file, _file_sha256(file), dist, "entry point")
+            _loaded[ref] = LoadedPlugin(ref, ep.module, file, file_sha256(file), dist, "entry point")
 
 
 def from_environment() -> list[str]:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import api, grid, plugins, registry
+from bench import api, grid, plugins, registries
 
 MEAN_PLUGIN = str(Path(__file__).resolve().parent / "plugins" / "mean_model.py")
 FAST = {
@@ -28,14 +28,19 @@ def mean_plugin():
 
 
 def forget_plugin(ref: str, *models: str) -> None:
-    """Undo a plug-in's import and registrations (tests only)."""
+    """Undo a plug-in's import and registrations of every kind (tests only); ``models``: model names to forget too."""
     import sys
 
     info = plugins._loaded.pop(ref, None)
     if info is not None:
         sys.modules.pop(info.module, None)
+    for kind in registries.KIND_MODULES:
+        registry = registries.registry_of(kind)
+        for entry in registry.entries():
+            if info is not None and (entry.module == info.module or entry.module.startswith(info.module + ".")):
+                registry.remove(entry.name)
     for m in models:
-        registry._REGISTRY.pop(m, None)
+        registries.registry_of("model").remove(m)
 
 
 def run_grid(out, models, datasets=("facemask",), ratios=(0, 30), seeds=(0,), jobs=1, backend="loky", **overrides):

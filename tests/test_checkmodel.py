@@ -2,7 +2,8 @@
 
 import pytest
 
-from bench import checkmodel, registry
+from bench import checkmodel
+from bench.models import registry
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The ``demo`` profile (the README's main job): every model must define its own demo settings."""
 
-from bench import registry
+from bench.models import registry
 from bench.config import load_profile
 
 

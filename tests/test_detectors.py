@@ -216,7 +216,7 @@ def test_registration_is_validated():
     def other(images, params, seed):
         return images.double().mean((1, 2, 3))
 
-    with pytest.raises(BenchError, match="detector name 'pca' is taken by bench.detectors._pca"):
+    with pytest.raises(BenchError, match="detector name 'pca' is taken by the built-in bench.detectors._pca: pick another name"):
         detectors.register_detector("pca", params=P)(other)
     with pytest.raises(BenchError, match="must be a dataclass class"):
         detectors.register_detector("test-bad-params", params=dict)
@@ -276,7 +276,7 @@ def test_a_new_detector_registers_once_and_is_found():
             detectors.register_detector(name, params=BrightParams)(impostor)
         assert detectors.get(name).fn is bright
     finally:
-        detectors._DETECTORS.pop(name, None)
+        detectors.DETECTORS.remove(name)
 
 
 def test_degenerate_sets_score_or_fail_with_one_line():

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from bench import registry
+from bench.models import registry
 from bench.cli import main
 
 

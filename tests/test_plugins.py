@@ -99,7 +99,7 @@ def test_environment_variable_loads_plugins():
         ("from dataclasses import dataclass\nfrom bench.api import GenerativeModel, register_model\n"
          "@dataclass\nclass C: pass\n@register_model('gan', config=C, profiles={'paper': {}, 'cpu': 'paper', "
          "'demo': 'paper', 'smoke': 'paper'})\nclass M(GenerativeModel):\n"
-         "    fit = sample = state_dict = load_state_dict = lambda *a: None\n", "the name 'gan' is taken"),
+         "    fit = sample = state_dict = load_state_dict = lambda *a: None\n", "model name 'gan' is taken by the built-in bench.models.gan.GAN: pick another name"),
         ("from dataclasses import dataclass\nfrom bench.api import GenerativeModel, register_model\n"
          "@dataclass\nclass C: pass\n@register_model('nopaper', config=C, profiles={'cpu': {}})\n"
          "class M(GenerativeModel):\n    fit = sample = state_dict = load_state_dict = lambda *a: None\n",

@@ -3,7 +3,8 @@
 ``@register_corruption("name", params=ParamsDataclass)`` on ``fn(image, rng, params) -> image`` (uint8 H x W x 3 in
 and out, a new array). Item i of a pool always gets the same corruption for a seed: the caller seeds ``rng`` with
 (seed, i). Parameters are lengths at 64 x 64 and scale with the image size, so a profile's 32 px images look like
-its 64 px ones.
+its 64 px ones. The registry is the generic one (``bench.registries``): names, the "name taken" rule (a plug-in never
+takes a built-in's name), origins.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from bench import fields
 from bench.errors import BenchError
+from bench.registries import Registry
 
 
 @dataclass(frozen=True)
@@ -30,30 +32,40 @@ class CorruptionSpec:
         return fields.build(self.params_cls, dict(overrides or {}), where)
 
 
-_REGISTRY: dict[str, CorruptionSpec] = {}
+CORRUPTIONS: Registry[CorruptionSpec] = Registry(
+    "corruption", decorator="register_corruption", expects="a function (image, rng, params) -> image"
+)
+_REGISTRY = CORRUPTIONS.mapping  # name -> CorruptionSpec, what is registered now (the former dict; tests)
 
 
 def register_corruption(name: str, *, params: type, description: str = "") -> Callable:
+    """Register ``fn(image, rng, params) -> image`` as corruption ``name``; ``params`` is its settings dataclass."""
+
     def deco(fn: Callable) -> Callable:
-        if not callable(fn) or not dataclasses.is_dataclass(params):
-            raise BenchError(f"corruption '{name}': register a function with a params dataclass")
-        old = _REGISTRY.get(name)
-        if old is not None and old.fn.__qualname__ != fn.__qualname__:
-            raise BenchError(f"corruption name '{name}' is taken by {old.fn.__module__}.{old.fn.__qualname__}")
-        _REGISTRY[name] = CorruptionSpec(name, fn, params, description or (fn.__doc__ or "").strip().split("\n")[0])
+        CORRUPTIONS.check_name(name, fn)
+        CORRUPTIONS.check_object(name, fn)
+        if not (isinstance(params, type) and dataclasses.is_dataclass(params)):
+            raise BenchError(f"{CORRUPTIONS.where(name, fn)}: params must be a dataclass class, got {params!r}")
+        spec = CorruptionSpec(name, fn, params, description or (fn.__doc__ or "").strip().split("\n")[0])
+        CORRUPTIONS.add(name, fn, spec)
         return fn
 
     return deco
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    """Registered corruption names, sorted."""
+    return CORRUPTIONS.names()
 
 
 def get(name: str) -> CorruptionSpec:
-    if name not in _REGISTRY:
-        raise BenchError(f"unknown corruption '{name}': choose from {', '.join(names())}")
-    return _REGISTRY[name]
+    """The corruption registered as ``name``; BenchError "unknown corruption 'name': choose from ..." if none."""
+    return CORRUPTIONS.get(name)
+
+
+def origin_of(name: str) -> str | dict[str, str | None]:
+    """``"built-in"`` or the plug-in's ``{"module", "sha256", "distribution"}`` (``bench.registries.PluginOrigin``)."""
+    return CORRUPTIONS.origin(name)
 
 
 def corrupt_item(name: str, params: Any, seed: int) -> tuple[Callable[[np.ndarray, int], np.ndarray], str]:

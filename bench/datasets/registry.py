@@ -10,13 +10,14 @@ but in the dataset's own module:
 - its title, what its inliers and outliers are, and the paper's published values (optional), for reports.
 
 Built-in datasets live in ``bench/datasets/*.py`` and are imported on first use; plug-ins register theirs the same way.
+The name rules, the "name taken" rule (a plug-in never takes a built-in's name) and each dataset's origin are the
+generic registry's (``bench.registries``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -24,9 +25,12 @@ from typing import Any, Callable, Iterable
 from bench import fields
 from bench.datasets.pools import Pool
 from bench.errors import BenchError
-from bench.registration import PROFILE_NAMES, import_builtin_modules, resolve_profiles
+from bench.registries import NAME_PATTERN, PROFILE_NAMES, Registry, resolve_profiles
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+__all__ = [
+    "DATASETS", "NAME_PATTERN", "Dataset", "DatasetCounts", "DatasetSpec", "PaperValues", "PoolPair", "defaults", "get",
+    "names", "origin_of", "register_dataset", "resolve",
+]  # fmt: skip
 
 
 @dataclass
@@ -129,8 +133,10 @@ class DatasetSpec:
         return self.cls(settings)
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
-_loaded = False
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", decorator="register_dataset", base=Dataset, expects="a bench.api.Dataset subclass"
+)
+_REGISTRY = DATASETS.mapping  # name -> DatasetSpec, what is registered now (the former dict; tests)
 
 
 def register_dataset(
@@ -154,23 +160,19 @@ def register_dataset(
     """
 
     def deco(cls: type) -> type:
-        where = f"dataset '{name}' ({cls.__module__})"
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise BenchError(f"bad dataset name {name!r} in {cls.__module__}: use lower-case letters, digits, - or _")
-        if not (isinstance(cls, type) and issubclass(cls, Dataset)):
-            raise BenchError(f"{where}: register_dataset decorates a bench.api.Dataset subclass, got {cls!r}")
+        where = DATASETS.where(name, cls)
+        DATASETS.check_name(name, cls)
+        DATASETS.check_object(name, cls)
+        DATASETS.check_free(name, cls)
         if not (dataclasses.is_dataclass(settings) and issubclass(settings, DatasetCounts)):
             raise BenchError(f"{where}: settings must be a dataclass subclassing DatasetCounts")
         resolved = _resolve_profiles(profiles, PROFILE_NAMES, settings, where)
         default_in = _default_profiles(default, where)
-        old = _REGISTRY.get(name)
-        if old is not None and old.cls.__qualname__ != cls.__qualname__:
-            raise BenchError(f"{where}: the name '{name}' is taken by {old.cls.__module__}.{old.cls.__qualname__}")
-        cls.name = name
-        _REGISTRY[name] = DatasetSpec(
+        DATASETS.add(name, cls, DatasetSpec(
             name, cls, settings, resolved, title, inlier_name, outlier_name,
             description or (cls.__doc__ or "").strip().split("\n")[0], paper, default_in, cls.__module__,
-        )  # fmt: skip
+        ))  # fmt: skip
+        cls.name = name
         return cls
 
     return deco
@@ -195,33 +197,25 @@ def _resolve_profiles(profiles: Any, names: tuple[str, ...], settings: type, whe
     return resolve_profiles(profiles, names, where, check, "or inherit, e.g. profiles={..., 'demo': 'smoke'}")
 
 
-def _load_builtin() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import bench.datasets as pkg
-
-    import_builtin_modules(pkg)
-
-
 def names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    """Registered dataset names, sorted."""
+    return DATASETS.names()
 
 
 def get(name: str) -> DatasetSpec:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise BenchError(f"unknown dataset '{name}': choose from {', '.join(sorted(_REGISTRY)) or '(none registered)'}")
-    return _REGISTRY[name]
+    """The dataset registered as ``name``; BenchError "unknown dataset 'name': choose from ..." if there is none."""
+    return DATASETS.get(name)
+
+
+def origin_of(name: str) -> str | dict[str, str | None]:
+    """``"built-in"`` or the plug-in's ``{"module", "sha256", "distribution"}`` (``bench.registries.PluginOrigin``)."""
+    return DATASETS.origin(name)
 
 
 def defaults(profile: str | None = None) -> list[str]:
     """The datasets `bench run` uses without --datasets under ``profile`` (registration order); without a profile,
     every dataset that is a default anywhere (the paper's)."""
-    _load_builtin()
-    return [n for n, s in _REGISTRY.items() if (profile in s.default if profile else s.default)]
+    return [s.name for s in DATASETS.values() if (profile in s.default if profile else s.default)]
 
 
 def resolve(text: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Generative models, one module per family; each registers itself with ``bench.registry.register_model``.
+"""Generative models, one module per family; each registers itself with ``bench.models.registry.register_model``.
 
-Modules whose name starts with ``_`` are not auto-imported; ``base`` holds the shared interface.
+Modules whose name starts with ``_`` are not auto-imported; ``base`` holds the shared interface
+(at the bottom: ``registry`` imports it, never the other way round).
 """

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from bench import atomic
+from bench import atomic, registries
 from bench.errors import BenchError
 from bench.progress import Progress, null_progress
 
@@ -138,15 +138,15 @@ class GenerativeModel(abc.ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> "GenerativeModel":
-        from bench import registry
-
+        """The model saved at ``path``, of the registered model the file names (looked up by kind in
+        ``bench.registries``: this module sits below the model registry and never imports it)."""
         try:
             blob = torch.load(Path(path), map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise BenchError(f"model file not found: {path}") from None
         except Exception as e:
             raise BenchError(f"cannot read model file {path}: {e}") from None
-        spec = registry.get(blob["model"])
+        spec = registries.registry_of("model").get(blob["model"])
         model = spec.cls(spec.config_cls(**blob["config"]), blob["image_size"])
         model.load_state_dict(blob["state"])
         return model

@@ -18,7 +18,7 @@ from torch import nn
 from bench import fields
 from bench.models import gan_common as gc
 from bench.models.optim import adam
-from bench.registry import register_model
+from bench.models.registry import register_model
 
 
 @dataclass

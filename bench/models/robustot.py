@@ -37,7 +37,7 @@ from bench import fields
 from bench.models import gan_common as gc
 from bench.models.base import to_float
 from bench.models.optim import adam
-from bench.registry import register_model
+from bench.models.registry import register_model
 
 
 @dataclass

@@ -46,7 +46,7 @@ from bench.models.vq_common import (
     unflatten_latents,
     usage_stats,
 )
-from bench.registry import register_model
+from bench.models.registry import register_model
 
 SELECTIONS = ("batch", "global")
 LOSSES = ("paper", "stable")

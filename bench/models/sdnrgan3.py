@@ -21,7 +21,7 @@ from bench import fields
 from bench.models import gan_common as gc
 from bench.models.gan import GAN, GAN_PROFILES, GANConfig
 from bench.models.optim import adam
-from bench.registry import register_model
+from bench.models.registry import register_model
 
 
 @dataclass

@@ -33,7 +33,7 @@ from bench.models.vq_common import (
     unflatten_latents,
     usage_stats,
 )
-from bench.registry import register_model
+from bench.models.registry import register_model
 
 REMEDIES = ("none", "dead_code_reset")
 

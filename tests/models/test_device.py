@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench import registry
+from bench.models import registry
 from bench.models.base import Checkpointer, FitConfig, GenerativeModel
 from tests.models.test_vqvae import _images, _tiny
 

@@ -131,7 +131,7 @@ class DoubleBatches(gc.RealBatches):
 
 def test_robustot_step_equals_the_plain_step():
     """Same parameters (G, critic, W) after iterations with G steps and W steps, float64."""
-    from bench import registry
+    from bench.models import registry
 
     images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     overrides = {"weight_warmup": 1, "weight_update_every": 2, "n_critic": 2, "g_channels": 8, "d_channels": 8,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import registry
+from bench.models import registry
 from bench.models.base import FitConfig
 from tests.models.test_gan_common import (
     build,

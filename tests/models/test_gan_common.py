@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench import registry
+from bench.models import registry
 from bench.errors import BenchError
 from bench.models import gan_common as gc
 from bench.models.base import Checkpointer, FitConfig, GenerativeModel

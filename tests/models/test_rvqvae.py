@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from bench import registry
+from bench.models import registry
 from bench.errors import BenchError
 from bench.models.base import FitConfig
 from bench.models.rvqvae import codebook_std, confidence_match, flag_outliers, weighted_distance

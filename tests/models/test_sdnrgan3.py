@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import registry
+from bench.models import registry
 from bench.models import gan_common as gc
 from bench.models.base import FitConfig
 from bench.models.sdnrgan3 import color_inversion, diversity_ratio

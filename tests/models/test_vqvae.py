@@ -1,6 +1,6 @@
 import torch
 
-from bench import registry
+from bench.models import registry
 from bench.models.base import Checkpointer, FitConfig, GenerativeModel
 
 
