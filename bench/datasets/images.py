@@ -7,13 +7,17 @@ files and images above ``MAX_PIXELS`` are skipped, and the caller counts why.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import io
+import json
 import os
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -82,7 +86,9 @@ def decode(data: bytes | Path, size: int, skipped: Counter | None = None) -> np.
 
 
 def fingerprint_files(paths: Iterable[Path], root: Path) -> str:
-    """Cheap fingerprint from names, sizes and modification times (changes when files change): split cache keys."""
+    """Cheap fingerprint from names, sizes and modification times (changes when files change in the usual way, not
+    when bytes are rewritten with size and mtime kept): a quick "did anything obviously change" check, never a cache
+    key."""
     h = hashlib.sha256()
     for p in paths:
         st = os.stat(p)
@@ -90,18 +96,104 @@ def fingerprint_files(paths: Iterable[Path], root: Path) -> str:
     return h.hexdigest()
 
 
-_content_cache: dict[tuple[str, str], str] = {}
+# ---- content hashes, memoised per file --------------------------------------------------------------------------
+#
+# A file's sha256 is reused while its stat signature (size, mtime, ctime, inode) is unchanged. ctime cannot be set
+# back (os.utime sets mtime and atime only) and moves on every write, so bytes rewritten with size and mtime kept
+# are hashed again. A file changed within RACY_NS of being hashed is not memoised (its timestamps may not have
+# ticked yet since the write: git's "racily clean" problem), so it is hashed again next time.
+
+MEMO_FORMAT = 1
+RACY_NS = 2_000_000_000
+_process_memo: dict[str, tuple[tuple[int, int, int, int], str]] = {}  # absolute path -> (signature, sha256 hex)
+
+
+class HashMemo:
+    """The per-file memo on disk (a JSON file in a cache folder), so a new process does not re-read unchanged files.
+    Written atomically, merged with what other processes wrote meanwhile, and only when it gained entries."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.files = self._read()
+        self.added: dict[str, list] = {}
+
+    def _read(self) -> dict[str, list]:
+        try:
+            blob = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(blob, dict) or blob.get("format") != MEMO_FORMAT or not isinstance(blob.get("files"), dict):
+            return {}
+        return blob["files"]
+
+    def get(self, key: str, signature: tuple[int, int, int, int]) -> str | None:
+        entry = self.files.get(key)
+        if isinstance(entry, list) and len(entry) == 5 and tuple(entry[:4]) == signature and isinstance(entry[4], str):
+            return entry[4]
+        return None
+
+    def put(self, key: str, signature: tuple[int, int, int, int], digest: str) -> None:
+        if self.get(key, signature) != digest:
+            self.files[key] = self.added[key] = [*signature, digest]
+
+    def save(self) -> None:
+        if not self.added:
+            return
+        from bench import atomic
+
+        merged = {**self._read(), **self.added}
+        try:
+            atomic.write_text(self.path, json.dumps({"format": MEMO_FORMAT, "files": merged}, sort_keys=True))
+        except OSError:
+            return  # a read-only cache folder only costs re-hashing next time
+        self.added = {}
+
+
+_memo: contextvars.ContextVar[HashMemo | None] = contextvars.ContextVar("bench_hash_memo", default=None)
+
+
+@contextlib.contextmanager
+def hash_memo(path: Path) -> Iterator[HashMemo]:
+    """Within this block, file hashes are also looked up in and added to the on-disk memo ``path`` (saved at exit)."""
+    memo = HashMemo(path)
+    token = _memo.set(memo)
+    try:
+        yield memo
+    finally:
+        _memo.reset(token)
+        memo.save()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of one file's bytes, from the memo while its stat signature is unchanged."""
+    key = os.fsdecode(os.path.abspath(path))
+    st = os.stat(path)
+    signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    disk = _memo.get()
+    cached = _process_memo.get(key)
+    digest = cached[1] if cached is not None and cached[0] == signature else None
+    if digest is None and disk is not None:
+        digest = disk.get(key, signature)
+    if digest is None:
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        after = os.stat(path)
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS or signature != (
+            after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino
+        ):
+            return digest  # changed just now, or while it was read: not memoised
+    _process_memo[key] = (signature, digest)
+    if disk is not None:
+        disk.put(key, signature, digest)
+    return digest
 
 
 def content_fingerprint(paths: list[Path], root: Path) -> str:
     """sha256 of every file's relative name and bytes: the identity of a folder's images wherever it is copied
-    (part of cell digests). Cached per process by the cheap fingerprint (~0.6 s for 12k small JPEGs)."""
-    cheap = fingerprint_files(paths, root)
-    key = (str(root.resolve()), cheap)
-    if key not in _content_cache:
-        h = hashlib.sha256()
-        for p in paths:
-            h.update(os.fsencode(p.relative_to(root)) + b"\0")
-            h.update(hashlib.sha256(p.read_bytes()).digest())
-        _content_cache[key] = h.hexdigest()
-    return _content_cache[key]
+    (part of cell digests, and the split cache's key). Each file's hash is memoised (``file_sha256``): ~0.6 s for
+    12k small JPEGs the first time, a stat per file after that."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(os.fsencode(p.relative_to(root)) + b"\0")
+        h.update(bytes.fromhex(file_sha256(p)))
+    return h.hexdigest()

@@ -1,7 +1,9 @@
 """Image pools: an indexable source of images decoded on demand, with a fingerprint for cache keys.
 
 A pool is anything with ``fingerprint``, ``__len__`` and ``get(i, size) -> uint8 HxWx3 | None`` (None for an
-unreadable item, which the split builder skips and counts).
+unreadable item, which the split builder skips and counts). The fingerprint keys the split cache, so it must change
+whenever the images a pool yields can: a folder's is the hash of its files' names and bytes (memoised per file,
+``images.file_sha256``), and the views below derive theirs from their base's when asked, not when built.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ class FolderPool:
         self.folder = folder
         self.root = root or folder.parent
         self.paths = images.list_images(folder)
-        self.fingerprint = images.fingerprint_files(self.paths, self.root)
         self.skipped: Counter = Counter()
 
     def __len__(self) -> int:
@@ -42,15 +43,23 @@ class FolderPool:
         return images.decode(self.paths[i], size, self.skipped)
 
     def content_fingerprint(self) -> str:
+        """sha256 of the files' relative names and bytes (each file hashed once while it is unchanged)."""
         return images.content_fingerprint(self.paths, self.root)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.content_fingerprint()
 
 
 class SubsetPool:
     """A view of ``base`` restricted to ``indices`` (used for RoomCrop's two disjoint halves)."""
 
     def __init__(self, base: Pool, indices: np.ndarray, tag: str):
-        self.base, self.indices = base, np.asarray(indices)
-        self.fingerprint = hashlib.sha256(f"{base.fingerprint}:{tag}:{len(indices)}".encode()).hexdigest()
+        self.base, self.indices, self.tag = base, np.asarray(indices), tag
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.base.fingerprint}:{self.tag}:{len(self.indices)}".encode()).hexdigest()
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -71,8 +80,9 @@ class MappedPool:
     fn: Callable[[np.ndarray, int], np.ndarray]
     tag: str
 
-    def __post_init__(self) -> None:
-        self.fingerprint = hashlib.sha256(f"{self.base.fingerprint}:{self.tag}".encode()).hexdigest()
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.base.fingerprint}:{self.tag}".encode()).hexdigest()
 
     def __len__(self) -> int:
         return len(self.base)
