@@ -17,8 +17,9 @@ from __future__ import annotations
 import collections
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -198,7 +199,7 @@ def replay(records: list[OpRecord], reps: int = 5, warmup: int = 2) -> Replay:
     compute = other = 0.0
     failed = 0
     out: list[OpGroup] = []
-    for _key_, (func, a, k, count, flops) in group_ops(records).items():
+    for func, a, k, count, flops in group_ops(records).values():
         try:
             args, kwargs = _materialise(a), _materialise(k)
             with torch.no_grad():

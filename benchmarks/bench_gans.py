@@ -122,7 +122,10 @@ def compare_memory_format(args: argparse.Namespace, overrides: dict) -> None:
           f"timed iterations={args.iters}")
     print(f"{'model':>10}  {'NCHW it/s':>10}  {'NHWC it/s':>10}  {'NHWC / NCHW':>11}  {'model default':>14}")
     for name in args.models.split(","):
-        run = lambda fmt: measure(name, args.profile, args.size, args.iters, args.warmup, args.images, 10, overrides, fmt)["it/s"]
+
+        def run(fmt: torch.memory_format, name: str = name) -> float:
+            return measure(name, args.profile, args.size, args.iters, args.warmup, args.images, 10, overrides, fmt)["it/s"]
+
         a1, b, a2 = run(torch.contiguous_format), run(torch.channels_last), run(torch.contiguous_format)
         a = (a1 + a2) / 2
         default = "NHWC" if registry.get(name).cls.memory_format == torch.channels_last else "NCHW"

@@ -20,11 +20,12 @@ CPU time of this thread with one torch thread (docs/performance.md, "Probed, not
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -84,11 +85,16 @@ def up_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def phase_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    o, (n, _, h, wd) = w.shape[0], x.shape
+    o, (_, _, h, wd) = w.shape[0], x.shape
     taps = TAPS.to(w)
     w2 = torch.einsum("auk,bvl,oikl->aboiuv", taps, taps, w).reshape(4 * o, w.shape[1], 2, 2)
     y = F.conv2d(x, w2, b.repeat(4), padding=1).contiguous(memory_format=CL)
     return Interleave.apply(y, o, h, wd)
+
+
+def backward_of(fn: Callable[..., torch.Tensor], *args: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
+    """A call of ``fn(*args)`` and its backward pass with ``grad``, its inputs bound now."""
+    return lambda: fn(*args).backward(grad)
 
 
 def probe_subpixel() -> None:
@@ -106,7 +112,7 @@ def probe_subpixel() -> None:
         bf = b.detach().float().requires_grad_(True)
         gf = torch.randn(32, c, 2 * h, 2 * h).contiguous(memory_format=CL)
         line(f"{c} ch, {h}->{2 * h} px (float64 max difference {diff:.1e})",
-             *ab(lambda: up_conv(xf, wf, bf).backward(gf), lambda: phase_conv(xf, wf, bf).backward(gf)))
+             *ab(backward_of(up_conv, xf, wf, bf, grad=gf), backward_of(phase_conv, xf, wf, bf, grad=gf)))
 
 
 # -------------------------------------------------------------------------------------------- grouped
@@ -124,27 +130,28 @@ def probe_grouped() -> None:
         b2 = torch.randn(32, requires_grad=True)
         g2 = torch.randn(32, 32, h, h).contiguous(memory_format=CL)
 
-        def two() -> None:
+        def two(xs=xs, ws=ws, bs=bs, g=g) -> None:
             for x, w, b in zip(xs, ws, bs):
                 F.conv2d(x, w, b, padding=1).backward(g)
 
-        line(f"{h} px", *ab(two, lambda: F.conv2d(x2, w2, b2, padding=1, groups=2).backward(g2)))
+        grouped = functools.partial(F.conv2d, padding=1, groups=2)
+        line(f"{h} px", *ab(two, backward_of(grouped, x2, w2, b2, grad=g2)))
 
 
 # --------------------------------------------------------------------------------------------- lazy16
 
 
 def probe_lazy16() -> None:
-    import roofline
-
     from bench import registry
     from bench.models import gan_common as gc
+
+    import roofline
 
     print("lazy16: R1 / gradient penalty every 16th step vs every 4th (windows of 16 iterations)")
     for name in ("gan", "sdnrgan3", "robustot"):
         key = "gp_every" if name == "robustot" else "r1_every"
 
-        def setup(every: int) -> Callable[[], None]:
+        def setup(every: int, name: str = name, key: str = key) -> Callable[[], None]:
             model = registry.get(name).build("cpu", 32, {key: every})
             rng = torch.Generator().manual_seed(0)
             data = gc.RealBatches(roofline.random_images(3579), rng, clamp=model.clamp_real)
