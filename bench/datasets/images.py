@@ -16,8 +16,8 @@ import os
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
