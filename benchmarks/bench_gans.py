@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from bench import registry
 from bench.models import gan_common as gc
+from bench.models import registry
 
 from _common import timed_vae_epoch
 

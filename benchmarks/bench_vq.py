@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bench import registry
+from bench.models import registry
 from bench.models.base import to_float
 
 from _common import timed_vae_epoch

@@ -142,8 +142,8 @@ def probe_grouped() -> None:
 
 
 def probe_lazy16() -> None:
-    from bench import registry
     from bench.models import gan_common as gc
+    from bench.models import registry
 
     import roofline
 

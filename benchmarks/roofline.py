@@ -72,6 +72,14 @@ def mod(pkg: str, name: str):
     return importlib.import_module(f"{pkg}.{name}")
 
 
+def model_registry(pkg: str):
+    """The model registry of that version: ``bench.models.registry``, or ``bench.registry`` before it moved there."""
+    try:
+        return mod(pkg, "models.registry")
+    except ModuleNotFoundError:
+        return mod(pkg, "registry")
+
+
 def adam_of(pkg: str) -> Callable:
     """The VQ models' optimiser as ``fit`` builds it in that version of the code."""
     try:
@@ -94,7 +102,7 @@ class Workload:
 
 def gan_train(name: str, pkg: str = "bench", overrides: dict | None = None) -> Workload:
     gc = mod(pkg, "models.gan_common")
-    spec = mod(pkg, "registry").get(name)
+    spec = model_registry(pkg).get(name)
     cfg = spec.build("cpu", SIZE, overrides).cfg
     robust = name == "robustot"
     real_batch = cfg.batch_size if robust else cfg.d_batch_size
@@ -122,7 +130,7 @@ def gan_train(name: str, pkg: str = "bench", overrides: dict | None = None) -> W
 
 def vq_train(name: str, pkg: str = "bench", overrides: dict | None = None) -> Workload:
     ImageSource = mod(pkg, "models.vq_common").ImageSource
-    spec = mod(pkg, "registry").get(name)
+    spec = model_registry(pkg).get(name)
     cfg = spec.build("cpu", SIZE, overrides).cfg
     steps = 20
     n = steps * cfg.batch_size
@@ -149,7 +157,7 @@ def vq_train(name: str, pkg: str = "bench", overrides: dict | None = None) -> Wo
 
 
 def vq_prior(name: str, pkg: str = "bench", overrides: dict | None = None) -> Workload:
-    spec = mod(pkg, "registry").get(name)
+    spec = model_registry(pkg).get(name)
     cfg = spec.build("cpu", SIZE, overrides).cfg
     per_cell = statistics.mean(cfg.prior_epochs * math.ceil(m / cfg.prior_batch_size) for m in train_sizes())
 
@@ -172,7 +180,7 @@ def vq_prior(name: str, pkg: str = "bench", overrides: dict | None = None) -> Wo
 
 
 def sampling(name: str, pkg: str = "bench", overrides: dict | None = None, n: int = 500) -> Workload:
-    spec = mod(pkg, "registry").get(name)
+    spec = model_registry(pkg).get(name)
 
     def setup() -> Callable[[], object]:
         model = spec.build("cpu", SIZE, overrides)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from bench import registry
 from bench.config import load_profile, parse_value
 from bench.datasets import build_split
 from bench.detectors import flag_metrics, trivial_detectors
+from bench.models import registry
 from bench.models.base import FitConfig, FitResult
 
 
