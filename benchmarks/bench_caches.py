@@ -46,9 +46,10 @@ def main() -> None:
         profile = spec.profile
         cold = timed(lambda: grid.prepare(spec, planned))
         warm = timed(lambda: grid.prepare(spec, planned))
-        split_args = (args.dataset, profile.data, ratios[-1], 0, spec.cache_dir, args.data_root)
+        cache = out / "cache"  # a results folder's cache (splits, classifier, features)
+        split_args = (args.dataset, profile.data, ratios[-1], 0, cache, args.data_root)
         hit = timed(lambda: build_split(*split_args))
-        shutil.rmtree(spec.cache_dir / "splits")
+        shutil.rmtree(cache / "splits")
         build = timed(lambda: build_split(*split_args))
     print(f"profile={args.profile} dataset={args.dataset} data={'synthetic' if args.data_root is None else args.data_root} "
           f"ratios={args.ratios} threads={args.threads}")
