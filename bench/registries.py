@@ -28,9 +28,9 @@ import importlib
 import pkgutil
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bench import plugins
 from bench.errors import BenchError
@@ -139,7 +139,7 @@ def load_all() -> None:
         plugins.load_entry_points()
 
 
-def registry_of(kind: str) -> "Registry[Any]":
+def registry_of(kind: str) -> Registry[Any]:
     """The registry of ``kind`` (model, dataset, corruption, detector), importing its module on first use."""
     if kind not in KIND_MODULES:
         raise BenchError(f"unknown kind of plug-in '{kind}': choose from {', '.join(KIND_MODULES)}")
@@ -148,7 +148,7 @@ def registry_of(kind: str) -> "Registry[Any]":
     return _REGISTRIES[kind]
 
 
-_REGISTRIES: dict[str, "Registry[Any]"] = {}
+_REGISTRIES: dict[str, Registry[Any]] = {}
 
 
 # ---- the registry --------------------------------------------------------------------------------------------------
@@ -239,7 +239,9 @@ class Registry(Generic[T]):
                 )
             load_builtins()  # every built-in name is taken before anything else may register
         old = self._entries.get(name)
-        if old is not None and (old.builtin and not is_builtin(module) or (old.module, old.qualname) != (module, qualname)):
+        if old is not None and (
+            old.builtin and not is_builtin(module) or (old.module, old.qualname) != (module, qualname)
+        ):
             raise BenchError(self._taken(name, old))
         return module, qualname
 
@@ -283,7 +285,9 @@ class Registry(Generic[T]):
             entry = self._entries.get(name)
         if entry is None:
             known = ", ".join(self._sorted(list(self._entries))) or "(none registered)"
-            raise BenchError(f"unknown {self.kind} '{name}': choose from {known}" + (f" {self.hint}" if self.hint else ""))
+            raise BenchError(
+                f"unknown {self.kind} '{name}': choose from {known}" + (f" {self.hint}" if self.hint else "")
+            )
         return entry
 
     def get(self, name: str) -> T:
@@ -310,7 +314,7 @@ class Registry(Generic[T]):
         return list(self._entries.values())
 
     @property
-    def mapping(self) -> "MutableMapping[str, T]":
+    def mapping(self) -> MutableMapping[str, T]:
         """A name -> spec view of what is registered now (no loading; deleting forgets a plug-in): what the former
         module-level ``_REGISTRY`` dicts were, for code that still uses them."""
         return _SpecView(self)

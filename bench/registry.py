@@ -3,11 +3,11 @@ modules that still import ``bench.registry`` are updated."""
 
 from bench.models.registry import *  # noqa: F401,F403
 from bench.models.registry import (  # noqa: F401
+    _REGISTRY,
     KINDS,
     MODELS,
     NAME_PATTERN,
     ModelSpec,
-    _REGISTRY,
     get,
     names,
     ordered,

@@ -13,8 +13,9 @@ This module imports ``bench.models.base``, never the other way round.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from bench import fields
 from bench.errors import BenchError
@@ -87,7 +88,11 @@ def register_model(
         where = MODELS.where(name, cls)
         MODELS.check_name(name, cls)
         MODELS.check_object(name, cls)
-        missing = [m for m in ("fit", "sample", "state_dict", "load_state_dict") if m in getattr(cls, "__abstractmethods__", ())]
+        missing = [
+            m
+            for m in ("fit", "sample", "state_dict", "load_state_dict")
+            if m in getattr(cls, "__abstractmethods__", ())
+        ]
         if missing:
             raise BenchError(f"{where} does not implement {', '.join(missing)}: see bench.api.GenerativeModel")
         MODELS.check_free(name, cls)
