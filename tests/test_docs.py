@@ -123,7 +123,9 @@ def resolve(args: list[str], where: str) -> tuple[click.Command, list[str], str]
     while isinstance(cmd, click.Group):
         assert i < len(args), f"{where}: `bench {' '.join(args)}` names no subcommand"
         sub = cmd.commands.get(args[i])
-        assert sub is not None, f"{where}: `bench {args[i]}` is not a subcommand of `{name}` ({', '.join(cmd.commands)})"
+        assert sub is not None, (
+            f"{where}: `bench {args[i]}` is not a subcommand of `{name}` ({', '.join(cmd.commands)})"
+        )
         cmd, name, i = sub, f"{name} {args[i]}", i + 1
     return cmd, args[i:], name
 
@@ -150,6 +152,8 @@ def test_the_docs_have_commands_to_check():
         "README.md lost its main job"  # fmt: skip
     shell = [c.argv for c in bash_commands() if c.where.startswith("README.md")]
     assert ["python", "-m", "pytest", "-q"] in shell, "README.md lost its test command"
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "pip install -e '.[test]'" in ci and "pytest -q" in ci, "README.md says .ci/run runs its test command"
 
 
 def test_every_documented_bench_command_parses():
@@ -174,6 +178,7 @@ def test_inline_bench_commands_name_existing_subcommands_and_options():
                 if a.startswith("-") and a.split("=")[0] not in option_names(cmd):
                     problems.append(f"{_rel(doc)}: `{m.group(1)}`: `{name}` has no option {a}")
     assert not problems, "\n".join(problems)
+
 
 def _cuda() -> bool:
     import torch
@@ -223,7 +228,9 @@ def check_set_keys(plugin: str) -> list[str]:
             continue
         if not _cuda():  # loading a profile needs its device to exist: without CUDA only the spelling is checked
             device = re.compile(r"run\.device=(cpu|cuda(:\d+)?)")
-            problems += [f"{c.where}: bad --set {s}" for s in sets if s.startswith("run.device=") and not device.fullmatch(s)]
+            problems += [
+                f"{c.where}: bad --set {s}" for s in sets if s.startswith("run.device=") and not device.fullmatch(s)
+            ]
             sets = [s for s in sets if not s.startswith("run.device=")]
         profile = (option_values(c.argv, "--profile") or [None])[0]
         if option_values(c.argv, "--config") and profile is None:
@@ -342,7 +349,9 @@ def test_runnable_python_blocks_run(tmp_path):
                               for b in runnable), encoding="utf-8")  # fmt: skip
     (tmp_path / "docs").symlink_to(REPO / "docs")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
 
 
