@@ -1,4 +1,4 @@
-"""The public Python API of robust-gen-bench, and everything a plug-in may import.
+"""The public Python API of robust-gen-bench: the one surface the command line wraps.
 
 Run a grid, score samples made elsewhere, read results, build a split::
 
@@ -7,9 +7,8 @@ Run a grid, score samples made elsewhere, read results, build a split::
     row = api.score("my_samples/", dataset="facemask", profile="demo", out="results/demo")
     table = api.load_results("results/demo")
 
-Plug-ins subclass :class:`GenerativeModel` (and return a :class:`FitResult` from ``fit``), register it with
-:func:`register_model`; datasets subclass :class:`Dataset` (or :class:`TwoFolderDataset` /
-:class:`CorruptedDataset`) with :func:`register_dataset`; corruptions and detectors have their own ``register_*``.
+``bench run`` is :func:`plan` + :func:`execute`. Plug-ins import from :mod:`bench.plugin` (the contract: base
+classes and ``register_*``); the same names are importable from here too, for code written against earlier versions.
 Every function validates its input like the command line does: a bad input is one :class:`BenchError` line.
 """
 
@@ -19,39 +18,39 @@ import dataclasses
 import json
 import time
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
 
-from bench import filtering, grid, loading, registry, robustness, store
+from bench import filtering, grid, loading
 from bench import plugins as _plugins
-from bench.cell import anchors, evaluator_for, open_split, refusal
+from bench.cell import evaluator_for, open_split
 from bench.config import PROFILE_NAMES, Profile, load_profile, to_toml
 from bench.datasets import Split, skipped_line
 from bench.datasets import registry as dataset_registry
-from bench.datasets.corrupted import CorruptedDataset, CorruptedSettings
-from bench.datasets.corruptions import register_corruption
-from bench.datasets.folder import TwoFolderDataset
-from bench.datasets.registry import Dataset, DatasetCounts, PaperValues, PoolPair, register_dataset
-from bench.detectors import register_detector
-from bench.errors import BenchError
 from bench.evaluator import Evaluator, Metrics
-from bench.models.base import Checkpointer, FitConfig, FitResult, GenerativeModel, to_float, to_uint8
-from bench.progress import LineProgress, Progress, null_progress
-from bench.registry import register_model
-from bench.store import Cell
+from bench.models import registry
+from bench.plugin import (
+    BenchError, Checkpointer, CorruptedDataset, CorruptedSettings, Dataset, DatasetCounts, FitConfig, FitResult,
+    GenerativeModel, PaperValues, PoolPair, Progress, TwoFolderDataset, null_progress, register_corruption,
+    register_dataset, register_detector, register_model, to_float, to_uint8,
+)  # fmt: skip
+from bench.record import Cell, CellRecord
+from bench.scoring import Score, score_samples
+from bench.store import ResultsStore, frame
 
 __all__ = [
     # run, score, read
-    "run", "plan", "score", "load_results", "build_split", "check_model", "reevaluate", "print_config",
-    # plug-in surface
+    "run", "plan", "execute", "score", "load_results", "build_split", "check_model", "reevaluate", "print_config",
+    # the plug-in contract (bench.plugin), importable from here too
     "GenerativeModel", "FitResult", "FitConfig", "Checkpointer", "Progress", "null_progress", "to_float", "to_uint8",
     "register_model", "register_dataset", "register_corruption", "register_detector", "Dataset", "DatasetCounts",
     "TwoFolderDataset", "CorruptedDataset", "CorruptedSettings", "PoolPair", "PaperValues",
     # types
-    "BenchError", "Cell", "Evaluator", "Metrics", "Split", "PROFILE_NAMES",
+    "BenchError", "Cell", "CellRecord", "Score", "Evaluator", "Metrics", "Split", "PROFILE_NAMES",
 ]  # fmt: skip
 
 
@@ -183,6 +182,10 @@ def plan(
     roots = dict(data_roots or {})
     for name in roots:
         dataset_registry.get(name)
+    unused = sorted(set(roots) - set(ds_names))
+    if unused:
+        raise BenchError(f"--data-root {unused[0]}=... names a dataset this grid does not run (--datasets "
+                         f"{','.join(ds_names)}): add it to --datasets or drop the --data-root")  # fmt: skip
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise BenchError(f"bad jobs={jobs!r}: run at least 1 cell at a time (--jobs 1)")
     if backend not in ("loky", "dask"):
@@ -196,7 +199,7 @@ def plan(
     )  # fmt: skip
     planned = grid.plan(spec)  # checks the data roots; reads no images and writes nothing
     if check_out:
-        grid.check_writable(Path(out))
+        spec.store.check_writable()
     return spec, planned
 
 
@@ -219,16 +222,41 @@ def run(
     out: str | Path = "results",
     jobs: int | None = None,
     progress: Progress | None = None,
+    report: bool = False,
     **kwargs: Any,
 ):
-    """Run (or reuse) every cell of models x datasets x ratios x seeds; returns their rows as a pandas DataFrame.
+    """Run (or reuse) every cell of models x datasets x ratios x seeds; returns their rows as a pandas DataFrame
+    (and writes ``out``/report when ``report``).
 
     Keyword arguments are those of :func:`plan` (``data_roots``, ``config``, ``overrides``, ``filters``, ...);
     settings can also be given as ``models__rvqvae__eta=0.1``.
     """
     spec, planned = plan(models, datasets, ratios, seeds, profile=profile, out=out, jobs=jobs, **kwargs)
-    grid.run(spec, planned, progress or null_progress)
-    return store.frame([row for p in planned if (row := store.done_row(p.job.folder)) is not None])
+    return frame(execute(spec, planned, progress or null_progress, report=report).records)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What running a planned grid gave: every planned cell's record (finished now or before) and the report."""
+
+    records: list[CellRecord]
+    report_path: Path | None
+
+
+def execute(spec: grid.GridSpec, planned: list[grid.PlannedCell], progress: Progress = null_progress, *,
+            report: bool = True) -> Outcome:  # fmt: skip
+    """Run the cells :func:`plan` returned that are not done, then (``report``) write the report when a cell was
+    run or none exists yet. ``bench run`` is plan + execute."""
+    from bench import progress as progress_mod
+    from bench import report as report_mod
+
+    new = grid.run(spec, planned, progress)
+    report_path = None
+    if report and (new or not (spec.store.report_dir / "report.md").exists()):
+        progress_mod.note(progress, "writing the report (tables, Fig. 4, sample grids)")
+        report_path = report_mod.write_report(spec.out)
+        progress_mod.note(progress, f"report written to {report_path}", phase=None)
+    return Outcome([r for p in planned if (r := spec.store.finished(p.job.folder)) is not None], report_path)
 
 
 def print_config(models: str | Iterable[str] = "all", datasets: str | Iterable[str] | None = None, *,
@@ -256,8 +284,9 @@ def build_split(
     (seed,) = check_seeds([seed])
     if data_root is not None:
         open_dataset_checked(prof, dataset, data_root)
-    grid.check_writable(Path(out))
-    return open_split(prof, dataset, ratio, seed, Path(out), None if data_root is None else str(data_root), progress)
+    store = ResultsStore(out)
+    store.check_writable()
+    return open_split(prof, dataset, ratio, seed, store, None if data_root is None else str(data_root), progress)
 
 
 def open_dataset_checked(prof: Profile, dataset: str, data_root: str | Path) -> None:
@@ -269,12 +298,13 @@ def open_dataset_checked(prof: Profile, dataset: str, data_root: str | Path) -> 
 def score(
     samples: Any, dataset: str, *, profile: str | None = None, seed: int = 0, ratio: float | None = None,
     data_root: str | Path | None = None, out: str | Path = "results", append_to: str | Path | None = None,
-    model_name: str | None = None, config: str | Path | None = None, overrides: dict | None = None,
-    progress: Progress = null_progress, **sets: Any,
+    model_name: str | None = None, replace: bool = False, config: str | Path | None = None,
+    overrides: dict | None = None, progress: Progress = null_progress, **sets: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Score a sample set made anywhere exactly as a cell is scored (classifier, reference set and features of this
     dataset, profile and seed, cached in ``out``/cache). ``append_to`` adds it to a results folder as an external
-    cell named ``model_name`` at ``ratio`` (it then appears in `bench report`)."""
+    cell named ``model_name`` at ``ratio`` (it then appears in `bench report`); one sample set per name, ratio and
+    seed: a different one needs ``replace=True``."""
     from bench import samples_io
 
     prof = _profile(profile, config, overrides, sets)
@@ -288,112 +318,105 @@ def score(
         if model_name in registry.names():
             raise BenchError(f"--model-name {model_name} is a registered model: pick another name for external samples")
         out = Path(append_to)
-        grid.check_writable(out)
+        ResultsStore(out).check_writable()
     if ratio is not None:
         (ratio,) = check_ratios([ratio])
     if data_root is not None:
         open_dataset_checked(prof, dataset, data_root)
     sample_set = samples_io.read_samples(samples, prof.data.size)
+    store = ResultsStore(out)
     root = None if data_root is None else str(data_root)
-    split = open_split(prof, dataset, 0.0 if ratio is None else ratio, seed, Path(out), root, progress)
+    split = open_split(prof, dataset, 0.0 if ratio is None else ratio, seed, store, root, progress)
     t0 = time.perf_counter()
-    evaluator = evaluator_for(prof, split, seed, Path(out), progress)
+    evaluator = evaluator_for(prof, split, seed, store, progress)
     evaluator.warm()
     prepared_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    metrics = evaluator.score(sample_set.images).to_dict()
-    result: dict[str, Any] = {"dataset": dataset, "profile": prof.name, "seed": seed, "ratio": ratio, **metrics}
+    scored = score_samples(evaluator, split, sample_set.images, seed, with_anchors=ratio is not None)
+    result: dict[str, Any] = {"dataset": dataset, "profile": prof.name, "seed": seed, "ratio": ratio,
+                              **scored.to_dict()}  # fmt: skip
     if ratio is not None:
-        result.update(anchors(evaluator, split, len(sample_set.images), seed))
-        result["robustness"] = robustness.robustness_index(result["pct_inliers"], result["pct_replay"],
-                                                           result["pct_replay_inliers"])  # fmt: skip
         result["classifier_f1"] = evaluator.f1_table([ratio])[0]["f1"]
     result["score_s"] = round(time.perf_counter() - t0, 3)
     result["prepare_s"] = round(prepared_s, 3)
     result["notes"] = sample_set.notes + ([skipped_line(split)] if skipped_line(split) else [])
     if append_to is not None:
-        result["cell"] = str(_append_external(Path(append_to), prof, split, dataset, model_name, ratio, seed,
-                                              sample_set, result))  # fmt: skip
+        folder = _append_external(store, prof, split, dataset, model_name, ratio, seed, sample_set, scored, result,
+                                  replace)  # fmt: skip
+        result["cell"] = str(folder)
     return result
 
 
-def _append_external(out: Path, prof: Profile, split: Split, dataset: str, model: str, ratio: float, seed: int,
-                     sample_set: Any, result: dict[str, Any]) -> Path:  # fmt: skip
-    from bench import atomic, identity, provenance
+def _append_external(store: ResultsStore, prof: Profile, split: Split, dataset: str, model: str, ratio: float,
+                     seed: int, sample_set: Any, scored: Score, result: dict[str, Any],
+                     replace: bool) -> Path:  # fmt: skip
+    from bench import identity, provenance
     from bench.classifiers.features import images_sha256
-    from bench.grids import save_grid
 
     ident = identity.external_identity(dataset, model, images_sha256(sample_set.images), prof, ratio, seed)
     cell = Cell(dataset, model, ratio, seed)
-    folder = cell.folder(out, ident.config_digest)
-    row = {
-        **dataclasses.asdict(cell), "variant": "external", "profile": prof.name, "size": prof.data.size,
-        "n_inliers": split.n_inliers, "n_outliers": split.n_outliers, "n_samples": result["n"],
-        **{k: result.get(k) for k in ("pct_inliers", "robustness", "pct_replay", "pct_replay_inliers", "fid",
-                                      "fid_kind", "fd_classifier", "kid", "precision", "recall")},
-        "kind": "external", "commit": provenance.LOADED_COMMIT, "config_digest": ident.config_digest,
-        "settings_digest": ident.settings_digest,
-    }  # fmt: skip
-    with atomic.atomic_path(folder / "samples.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, samples=sample_set.images.numpy())
-    save_grid(folder / "samples.png", sample_set.images[: prof.run.grid_samples], nrow=10)
-    atomic.write_json(folder / "config.json", {
+    folder = store.cell_folder(cell, ident.config_digest)
+    others = {d: r for d, r in store.finished_variants(cell).items() if d != ident.config_digest}
+    if others and not replace:
+        raise BenchError(f"{store.out} already holds another sample set as {cell.key} (digest "
+                         f"{next(iter(others))[:12]}): pass --replace to replace it, or another --model-name or --seed")
+    for digest in others:
+        store.remove_cell(store.cell_folder(cell, digest))
+    record = CellRecord(
+        **dataclasses.asdict(cell), variant="external", profile=prof.name, size=prof.data.size,
+        n_inliers=split.n_inliers, n_outliers=split.n_outliers, n_samples=scored.n, score=scored, kind="external",
+        commit=provenance.LOADED_COMMIT, config_digest=ident.config_digest, settings_digest=ident.settings_digest,
+    )  # fmt: skip
+    store.begin_cell(folder, {
         "cell": dataclasses.asdict(cell), "config_digest": ident.config_digest, "settings_digest": ident.settings_digest,
         "variant": "external", "settings": ident.settings, "profile": prof.to_dict(), "external": True,
         "samples_source": sample_set.source, "split": split.meta, "provenance": provenance.environment(),
         "plugins": _plugins.provenance(),
     })  # fmt: skip
-    atomic.write_json(folder / "metrics.json", {"metrics": result, "row": row})
-    atomic.write_json(folder / "done.json", {"row": row})
-    store.append_row(out, row)
+    store.write_samples(folder, sample_set.images, prof.run.grid_samples)
+    store.finish_cell(folder, record, {"metrics": result})
+    store.add_to_index(record)
     return folder
 
 
 def load_results(out: str | Path = "results"):
-    """Every finished cell of a results folder as a DataFrame: the cells' own rows (runs.csv is checked against them),
-    joined with provenance from each cell's config.json (command, library versions, data source, filter)."""
+    """Every finished cell of a results folder as a DataFrame: the cells' own records (runs.csv is checked against
+    them), joined with provenance from each cell's config.json (command, library versions, data source, filter)."""
     import pandas as pd
 
-    out = Path(out)
-    if not out.is_dir():
+    store = ResultsStore(out)
+    if not store.out.is_dir():
         raise BenchError(f"results folder not found: {out} (run 'bench run --out {out}' first)")
-    loaded = store.load_rows(out, repair=False)
-    df = store.frame(loaded.rows)
+    records = store.load(repair=False).records
+    df = frame(records)
     extra = []
-    for _, r in df.iterrows():
-        cfg = _cell_config(out, r)
+    for record in records:
+        cfg = store.read_config(record)
         prov = cfg.get("provenance", {})
         versions = prov.get("versions", {})
         extra.append({
             "command": prov.get("command"), "torch": versions.get("torch"), "python": versions.get("python"),
             "platform": prov.get("platform"), "device": prov.get("device"),
             "data_source": cfg.get("split", {}).get("source"), "filter": (cfg.get("filter") or {}).get("label"),
-            "title": registry.title(r.model),
+            "title": registry.title(record.model),
         })  # fmt: skip
     return pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1) if len(df) else df
 
 
-def _cell_config(out: Path, r) -> dict:
-    cell = Cell(r.dataset, r.model, float(r.ratio), int(r.seed))
-    digest = r.config_digest
-    folder = cell.base(out) if digest == store.LEGACY_DIGEST else cell.folder(out, digest)
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def reevaluate(cell_dir: str | Path, inception_weights: str | None = None, progress: Progress = null_progress) -> dict:
-    """Recompute a finished cell's metrics from its stored samples (no retraining); updates its row everywhere."""
-    from bench import atomic
-
+def reevaluate(cell_dir: str | Path, inception_weights: str | None = None, progress: Progress = null_progress,
+               plugins: Iterable[str] = ()) -> CellRecord:  # fmt: skip
+    """Recompute a finished cell's scores from its stored samples (no retraining); updates its record everywhere.
+    A cell made by a plug-in model needs that plug-in in ``plugins`` (what the cell's config.json names is only
+    checked against it, never imported)."""
     folder = Path(cell_dir)
     if not folder.is_dir():
         raise BenchError(f"cell folder not found: {folder} (pass OUT/cells/<dataset>/<model>/r<ratio>/s<seed>/<digest>)")
-    row = store.done_row(folder)
-    if row is None or not (folder / "samples.npz").exists():
+    store = ResultsStore.of_cell_folder(folder)
+    found = store.read_cell(folder)
+    if found is None or not (folder / "samples.npz").exists():
         raise BenchError(f"{folder} is not a finished cell (needs done.json and samples.npz; run 'bench run' first)")
+    if not isinstance(found, CellRecord):
+        raise BenchError(found.line(store.out).removeprefix("note: "))
     config = _read_json(folder / "config.json", "rerun the cell with 'bench run'")
     old_metrics = _read_json(folder / "metrics.json", "delete the cell folder and rerun it with 'bench run'")
     if "config_digest" not in config and "profile" in config:
@@ -402,39 +425,45 @@ def reevaluate(cell_dir: str | Path, inception_weights: str | None = None, progr
     missing = [k for k in ("cell", "config_digest", "profile") if k not in config]
     if missing:
         raise BenchError(f"{folder}/config.json lacks '{missing[0]}': rerun the cell with 'bench run'")
-    loading.load_all([p["ref"] for p in config.get("plugins", []) if p.get("via") != "entry point"])
+    loading.load_all(list(plugins))
+    cell = found.cell
+    if found.kind != "external":
+        _check_model_plugin(cell.model, config, folder)
     prof = Profile.from_dict(config["profile"])
     if inception_weights is not None:
         if not Path(inception_weights).is_file():
             raise BenchError(f"--inception-weights {inception_weights}: file not found")
         prof.eval.inception_weights = inception_weights
         check_inception_weights(prof)
-    try:
-        cell = Cell(**config["cell"])
-    except TypeError:
-        raise BenchError(f"{folder}/config.json has a damaged 'cell' entry: rerun the cell with 'bench run'") from None
-    parents = folder.resolve().parents
-    out = parents[5] if len(parents) > 5 else folder.resolve()
-    if cell.folder(out, config["config_digest"]) != folder.resolve():
-        raise BenchError(f"{folder} is not inside its results folder (expected OUT/cells/{cell.key}/"
-                         f"{config['config_digest'][:12]}): run bench eval on the cell where bench run wrote it")  # fmt: skip
     samples = _stored_samples(folder / "samples.npz", prof.data.size)
-    split = open_split(prof, cell.dataset, cell.ratio, cell.seed, out, config.get("data_root"), progress)
-    evaluator = evaluator_for(prof, split, cell.seed, out, progress)
+    split = open_split(prof, cell.dataset, cell.ratio, cell.seed, store, config.get("data_root"), progress)
+    evaluator = evaluator_for(prof, split, cell.seed, store, progress)
     t0 = time.perf_counter()
-    metrics = evaluator.score(samples).to_dict()
-    if (folder / "model.pt").exists():
-        metrics.update(refusal(evaluator, GenerativeModel.load(folder / "model.pt"), split))
-    metrics.update(anchors(evaluator, split, len(samples), cell.seed))
-    metrics["robustness"] = robustness.robustness_index(metrics["pct_inliers"], metrics["pct_replay"],
-                                                        metrics["pct_replay_inliers"])  # fmt: skip
-    keys = ("pct_inliers", "robustness", "pct_replay", "pct_replay_inliers", "fid", "fid_kind", "fd_classifier", "kid",
-            "precision", "recall")  # fmt: skip
-    row = {**row, **{k: metrics.get(k) for k in keys}, "eval_s": round(time.perf_counter() - t0, 2)}
-    atomic.write_json(folder / "metrics.json", {**old_metrics, "metrics": metrics, "row": row})
-    atomic.write_json(folder / "done.json", {"row": row})
-    store.append_row(out, row)
-    return row
+    model = GenerativeModel.load(folder / "model.pt") if (folder / "model.pt").exists() else None
+    scored = score_samples(evaluator, split, samples, cell.seed, model=model)
+    timing = dataclasses.replace(found.timing, eval_s=round(time.perf_counter() - t0, 2))
+    record = dataclasses.replace(found, score=scored, timing=timing)
+    store.finish_cell(folder, record, {k: v for k, v in old_metrics.items() if k != "row"} | {"metrics": scored.to_dict()})
+    store.add_to_index(record)
+    return record
+
+
+def _check_model_plugin(model: str, config: dict, folder: Path) -> None:
+    """The model a cell was made by is registered now, from the same plug-in file it was made with (sha256)."""
+    recorded = [p for p in config.get("plugins", []) if isinstance(p, dict)]
+    if model not in registry.names():
+        refs = ", ".join(str(p.get("ref")) for p in recorded if p.get("ref")) or "its plug-in"
+        raise BenchError(f"{folder} was made by model '{model}', which is not registered here: pass its plug-in with "
+                         f"--plugin (the cell names {refs}; it is never imported from the results folder)")  # fmt: skip
+    origin = registry.origin_of(model)
+    if not isinstance(origin, dict):
+        return
+    current = origin.get("sha256")
+    hashes = {p.get("sha256") for p in recorded if p.get("sha256")}
+    if current is not None and hashes and current not in hashes:
+        raise BenchError(f"the plug-in that registers '{model}' here (sha256 {current[:12]}) differs from the one "
+                         f"{folder} was made with (sha256 {', '.join(sorted(h[:12] for h in hashes))}): pass the "
+                         f"same file with --plugin")  # fmt: skip
 
 
 def _read_json(path: Path, fix: str) -> dict:

@@ -1,9 +1,10 @@
-"""One cell, start to end: split -> (filter) -> fit -> sample -> evaluate -> store.
+"""One cell, start to end: split -> (filter) -> fit -> sample -> score -> store.
 
 A :class:`CellJob` is plain data (it crosses process boundaries to loky and Dask workers): the worker loads the
-plug-ins it names before anything else, then rebuilds the profile. The cell writes only inside its own folder
-(``cells/<dataset>/<model>/r<ratio>/s<seed>/<digest>/``); ``done.json`` is written last, so a killed cell is simply
-not finished, and an interrupted ``fit`` resumes from its checkpoint.
+plug-ins it names before anything else, then rebuilds the profile. The cell writes only through the store, inside
+its own folder; ``done.json`` is written last, so a killed cell is simply not finished, and an interrupted ``fit``
+resumes from its checkpoint. What a plug-in model returns is checked before it is scored, and a plug-in that fails
+in ``fit`` or ``sample`` stops the cell with one line naming the model and the phase.
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
 import torch
 
-from bench import atomic, filtering, loading, plugins, provenance, registry, robustness
+from bench import filtering, loading, plugins, provenance
 from bench.config import Profile
 from bench.datasets import Split, build_split
 from bench.detectors import flag_metrics
+from bench.errors import BenchError
 from bench.evaluator import Evaluator
-from bench.grids import save_grid
 from bench.identity import CellIdentity
+from bench.models import registry
 from bench.models.base import Checkpointer, FitConfig, FitResult
 from bench.progress import LineProgress, Progress, note
-from bench.store import Cell, done_row
+from bench.record import Cell, CellRecord, FilterReport, SetAside, Timing
+from bench.scoring import score_samples
+from bench.store import ResultsStore
 
 
 @dataclass
@@ -44,8 +47,12 @@ class CellJob:
     command: str = ""
 
     @property
+    def store(self) -> ResultsStore:
+        return ResultsStore(self.out)
+
+    @property
     def folder(self) -> Path:
-        return self.cell.folder(Path(self.out), self.identity.config_digest)
+        return self.store.cell_folder(self.cell, self.identity.config_digest)
 
 
 def set_threads(threads: int, jobs: int) -> int:
@@ -58,27 +65,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def open_split(profile: Profile, dataset: str, ratio: float, seed: int, out: Path, data_root: str | None,
+def open_split(profile: Profile, dataset: str, ratio: float, seed: int, store: ResultsStore, data_root: str | None,
                progress: Progress) -> Split:  # fmt: skip
-    return build_split(dataset, profile.data, ratio, seed, Path(out) / "cache", data_root, progress)
+    return build_split(dataset, profile.data, ratio, seed, store.cache_dir, data_root, progress)
 
 
-def evaluator_for(profile: Profile, split: Split, seed: int, out: Path, progress: Progress) -> Evaluator:
-    return Evaluator.for_split(split, profile.eval, seed, Path(out) / "cache", progress)
-
-
-def refusal(evaluator: Evaluator, model: Any, split: Split) -> dict[str, float]:
-    """Does the model's inlier part refuse outliers? Training outliers reconstructed through it: the share the held-out
-    classifier still calls outliers, next to the share of the originals it calls so (RVQ-VAE's C_in, eq. 8)."""
-    outliers = split.train_images[split.train_is_outlier]
-    if len(outliers) == 0:
-        return {}
-    with torch.inference_mode():
-        recon = model.inlier_only_reconstruction(outliers)
-    if recon is None:
-        return {}
-    return {"outlier_recon_called_outlier_pct": evaluator.called_outlier_pct(recon),
-            "outlier_orig_called_outlier_pct": evaluator.called_outlier_pct(outliers)}  # fmt: skip
+def evaluator_for(profile: Profile, split: Split, seed: int, store: ResultsStore, progress: Progress) -> Evaluator:
+    return Evaluator.for_split(split, profile.eval, seed, store.cache_dir, progress)
 
 
 def set_aside_report(result: FitResult, is_outlier: torch.Tensor) -> dict[str, Any]:
@@ -97,34 +90,51 @@ def set_aside_report(result: FitResult, is_outlier: torch.Tensor) -> dict[str, A
             "flag_rule": result.set_aside_rule}  # fmt: skip
 
 
-def anchors(evaluator: Evaluator, split: Split, n: int, seed: int) -> dict[str, float]:
-    """% inliers of the two reference generators on this split, seed and sample count (bench/robustness.py)."""
-    inliers = split.train_images[~split.train_is_outlier.bool()]
-    return {
-        "pct_replay": evaluator.pct_inliers(robustness.replay_samples(split.train_images, n, seed)),
-        "pct_replay_inliers": evaluator.pct_inliers(robustness.replay_samples(inliers, n, seed)),
-    }
+def check_samples(samples: Any, n: int, size: int, where: str) -> torch.Tensor:
+    """What ``sample(n)`` returned is n uint8 RGB images of the profile's size, or a BenchError saying what it is."""
+    expected = f"a uint8 torch tensor of shape ({n}, 3, {size}, {size})"
+    if not isinstance(samples, torch.Tensor):
+        raise BenchError(f"{where} returned a {type(samples).__name__}, not {expected}: fix the model's sample()")
+    if samples.dtype != torch.uint8:
+        raise BenchError(f"{where} returned {samples.dtype} images, not {expected} (values 0-255; bench.api.to_uint8 "
+                         f"converts [-1, 1] floats)")  # fmt: skip
+    if tuple(samples.shape) != (n, 3, size, size):
+        raise BenchError(f"{where} returned shape {tuple(samples.shape)}, not {expected}: fix the model's sample()")
+    return samples.cpu()
 
 
-def run_cell(job: CellJob, progress: Progress | None = None) -> dict[str, Any]:
-    """Run one cell to completion (or return its stored row when already finished)."""
+def _guarded(call: Callable[[], Any], where: str, builtin: bool) -> Any:
+    """Run a model's ``fit`` / ``sample``; a plug-in's failure becomes one line naming it and the phase."""
+    if builtin:
+        return call()
+    try:
+        return call()
+    except BenchError as e:
+        raise BenchError(f"{where}: {e}") from None
+    except (Exception, SystemExit) as e:
+        raise BenchError(f"{where} failed: {plugins._why(e)}") from None
+
+
+def run_cell(job: CellJob, progress: Progress | None = None) -> CellRecord:
+    """Run one cell to completion (or return its record when it is already finished)."""
     loading.load_all(job.plugins)
-    folder = job.folder
-    finished = done_row(folder)
+    store, folder, cell = job.store, job.folder, job.cell
+    finished = store.finished(folder)
     if finished is not None:
         return finished
-    cell, out = job.cell, Path(job.out)
     progress = progress or LineProgress(f"{cell.key}: ", every_s=15.0)
     profile = Profile.from_dict(job.profile)
     set_threads(profile.run.threads, job.jobs)
     t_cell = time.perf_counter()
-    split = open_split(profile, cell.dataset, cell.ratio, cell.seed, out, job.data_root, progress)
-    evaluator = evaluator_for(profile, split, cell.seed, out, progress)
+    split = open_split(profile, cell.dataset, cell.ratio, cell.seed, store, job.data_root, progress)
+    evaluator = evaluator_for(profile, split, cell.seed, store, progress)
     spec = registry.get(cell.model)
+    builtin = spec.module.startswith("bench.")
+    model_name = f"model '{cell.model}'" + ("" if builtin else f" ({plugins.origin(spec.module)})")
     model = spec.build(profile.name, profile.data.size, profile.models.get(cell.model))
     filter_spec = filtering.FilterSpec.from_dict(job.filter)
-    train = filtering.training_set(split, filter_spec, cell.seed, out / "cache", progress)
-    atomic.write_json(folder / "config.json", {
+    train = filtering.training_set(split, filter_spec, cell.seed, store.cache_dir, progress)
+    store.begin_cell(folder, {
         "cell": dataclasses.asdict(cell), "config_digest": job.identity.config_digest,
         "settings_digest": job.identity.settings_digest, "variant": job.identity.variant,
         "settings": job.identity.settings, "profile": job.profile, "model_config": dataclasses.asdict(model.cfg),
@@ -137,55 +147,40 @@ def run_cell(job: CellJob, progress: Progress | None = None) -> dict[str, Any]:
     note(progress, f"fit on {len(train.images)} training images ({int(train.is_outlier.sum())} outliers)")
     t0 = time.perf_counter()
     fit_cfg = FitConfig(seed=cell.seed, checkpoint=checkpoint, device=profile.run.device)
-    result = FitResult.coerce(model.fit(train.images, train.is_outlier, fit_cfg, progress), len(train.images))
+    result = _guarded(lambda: FitResult.coerce(model.fit(train.images, train.is_outlier, fit_cfg, progress),
+                                               len(train.images)), f"{model_name}, in fit", builtin)  # fmt: skip
     train_s = time.perf_counter() - t0
     model.save(folder / "model.pt")
 
     n_samples = min(split.n_inliers, profile.eval.max_generated)  # paper §4.3: as many as training inliers
     note(progress, f"sampling {n_samples} images")
     t0 = time.perf_counter()
-    samples = model.sample(n_samples, seed=cell.seed)
+    where = f"{model_name}, in sample({n_samples})"
+    samples = check_samples(_guarded(lambda: model.sample(n_samples, seed=cell.seed), where, builtin), n_samples,
+                            profile.data.size, where)  # fmt: skip
     sample_s = time.perf_counter() - t0
-    with atomic.atomic_path(folder / "samples.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, samples=samples.numpy())
-    save_grid(folder / "samples.png", samples[: profile.run.grid_samples], nrow=10)
+    store.write_samples(folder, samples, profile.run.grid_samples)
 
     note(progress, f"evaluating {n_samples} samples")
     t0 = time.perf_counter()
-    metrics = evaluator.score(samples).to_dict()
-    metrics.update(refusal(evaluator, model, split))
-    metrics.update(anchors(evaluator, split, n_samples, cell.seed))
-    metrics["robustness"] = robustness.robustness_index(
-        metrics["pct_inliers"], metrics["pct_replay"], metrics["pct_replay_inliers"]
-    )
+    score = score_samples(evaluator, split, samples, cell.seed, model=model)
     flags = set_aside_report(result, train.is_outlier)
     eval_s = time.perf_counter() - t0
-    row = {
-        **dataclasses.asdict(cell),
-        "variant": job.identity.variant,
-        "profile": profile.name,
-        "size": profile.data.size,
-        "n_inliers": split.n_inliers,
-        "n_outliers": split.n_outliers,
-        "n_samples": n_samples,
-        **{k: metrics.get(k) for k in ("pct_inliers", "robustness", "pct_replay", "pct_replay_inliers", "fid",
-                                       "fid_kind", "fd_classifier", "kid", "precision", "recall")},  # fmt: skip
-        **{k: flags.get(k) for k in ("flag_precision", "flag_recall", "flag_auc")},
-        **{k: train.report.get(k) for k in ("filter_precision", "filter_recall", "filter_auc", "n_train_kept")},
-        "kind": spec.kind,
-        "train_s": round(train_s, 2),
-        "sample_s": round(sample_s, 2),
-        "eval_s": round(eval_s, 2),
-        "img_per_s": round(result.images_seen / train_s, 2) if train_s > 0 and result.images_seen else None,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "commit": provenance.LOADED_COMMIT,
-        "config_digest": job.identity.config_digest,
-        "settings_digest": job.identity.settings_digest,
-    }
-    atomic.write_json(folder / "metrics.json", {"metrics": metrics, "set_aside": flags, "filter": train.report,
-                                                "history": result.history, "row": row})  # fmt: skip
-    atomic.write_json(folder / "done.json", {"row": row})
+    record = CellRecord(
+        **dataclasses.asdict(cell), variant=job.identity.variant, profile=profile.name, size=profile.data.size,
+        n_inliers=split.n_inliers, n_outliers=split.n_outliers, n_samples=n_samples, score=score,
+        set_aside=SetAside(*(flags.get(k) for k in ("flag_precision", "flag_recall", "flag_auc"))),
+        filter=FilterReport(*(train.report.get(k) for k in ("filter_precision", "filter_recall", "filter_auc",
+                                                            "n_train_kept"))),
+        kind=spec.kind,
+        timing=Timing(round(train_s, 2), round(sample_s, 2), round(eval_s, 2),
+                      round(result.images_seen / train_s, 2) if train_s > 0 and result.images_seen else None,
+                      round(peak_rss_mb(), 1)),
+        commit=provenance.LOADED_COMMIT, config_digest=job.identity.config_digest,
+        settings_digest=job.identity.settings_digest,
+    )  # fmt: skip
+    store.finish_cell(folder, record, {"metrics": score.to_dict(), "set_aside": flags, "filter": train.report,
+                                       "history": result.history})  # fmt: skip
     checkpoint.clear()
-    note(progress, f"done in {time.perf_counter() - t_cell:.0f} s: {metrics['pct_inliers']:.1f} % inliers", phase=None)
-    return row
+    note(progress, f"done in {time.perf_counter() - t_cell:.0f} s: {score.pct_inliers:.1f} % inliers", phase=None)
+    return record

@@ -69,7 +69,8 @@ def cli() -> None:
 @_plugin_option
 def models(plugin_refs) -> None:
     """List the registered models (and where each comes from)."""
-    from bench import loading, plugins, registry
+    from bench import loading, plugins
+    from bench.models import registry
 
     loading.load_all(list(plugin_refs))
     for name in registry.names():
@@ -213,7 +214,7 @@ def run(models_, datasets_, ratios, seeds, data_roots, out, jobs, backend, sched
 
 def _run_planned(spec, planned, reporter, no_report: bool) -> None:
     """Run the planned cells with ``reporter`` saying what happens, write the report, print the end-of-run summary."""
-    from bench import grid, progress, store
+    from bench import api, progress, summary
 
     if spec.profile.meaningless:
         progress.note(reporter, "SMOKE PROFILE: a plumbing check on tiny data and models; its numbers carry no meaning",
@@ -224,28 +225,19 @@ def _run_planned(spec, planned, reporter, no_report: bool) -> None:
             progress.note(reporter, f"reusing finished cell {p.cell.key} (digest {p.job.identity.short})", phase=None)
     progress.note(reporter, f"{len(planned)} cells ({todo} to run, {len(planned) - todo} already done) in {spec.out}",
                   phase="start" if todo else None)  # nothing to run: no phase for the heartbeat to keep reporting
-    rows = grid.run(spec, planned, reporter)
-    report_path = None
-    if not no_report and (rows or not (spec.out / "report" / "report.md").exists()):
-        from bench import report as report_mod
-
-        progress.note(reporter, "writing the report (tables, Fig. 4, sample grids)")
-        report_path = report_mod.write_report(spec.out)
-        progress.note(reporter, f"report written to {report_path}", phase=None)
-    from bench import summary
-
-    done = [row for p in planned if (row := store.done_row(p.job.folder)) is not None]
-    click.echo(summary.end_of_run(spec, done, report_path))
+    outcome = api.execute(spec, planned, reporter, report=not no_report)
+    click.echo(summary.end_of_run(spec, outcome.records, outcome.report_path))
 
 
 @cli.command("eval")
 @click.option("--cell", "cell_dir", required=True, type=click.Path(file_okay=False), help="a finished cell folder")
 @click.option("--inception-weights", default=None, help="local InceptionV3 weights file (never downloaded)")
-def eval_(cell_dir, inception_weights) -> None:
+@_plugin_option
+def eval_(cell_dir, inception_weights, plugin_refs) -> None:
     """Re-evaluate a finished cell's stored samples without retraining; updates its row in runs.csv."""
     from bench import api
 
-    row = api.reevaluate(Path(cell_dir), inception_weights)
+    row = api.reevaluate(Path(cell_dir), inception_weights, plugins=plugin_refs).to_row()
     click.echo(json.dumps({k: row.get(k) for k in ("dataset", "model", "variant", "ratio", "seed", "pct_inliers",
                                                    "robustness", "fid", "fid_kind", "fd_classifier", "kid")}))  # fmt: skip
 
@@ -255,15 +247,16 @@ def eval_(cell_dir, inception_weights) -> None:
 @click.option("--dataset", required=True, help="whose protocol (classifier, reference set) scores the samples")
 @click.option("--data-root", "data_roots", multiple=True, metavar="NAME=PATH", help="the dataset's folder")
 @click.option("--seed", default=0, show_default=True, type=int, help="the split / classifier seed")
-@click.option("--ratio", default=None, type=float, help="training outlier ratio (%%): F1 row, robustness, --append-to")
+@click.option("--ratio", default=None, type=float, help="training outlier ratio in percent: F1 row, robustness, --append-to")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False), help="cache folder")
 @click.option("--append-to", default=None, type=click.Path(file_okay=False), help="add as an external cell to OUT")
 @click.option("--model-name", default=None, help="name of the external model (with --append-to)")
+@click.option("--replace", is_flag=True, help="replace another sample set appended under the same name, ratio and seed")
 @click.option("--json", "as_json", is_flag=True, help="print the row as one JSON object")
 @profile_options
 @_plugin_option
-def score(samples, dataset, data_roots, seed, ratio, out, append_to, model_name, as_json, profile, config_file, sets,
-          plugin_refs) -> None:  # fmt: skip
+def score(samples, dataset, data_roots, seed, ratio, out, append_to, model_name, replace, as_json, profile,
+          config_file, sets, plugin_refs) -> None:  # fmt: skip
     """Score generated images made anywhere (image folder, .npz with 'samples', .pt tensor) as a cell is scored."""
     from bench import api, loading, progress
 
@@ -272,18 +265,19 @@ def score(samples, dataset, data_roots, seed, ratio, out, append_to, model_name,
     if set(roots) - {dataset}:
         raise BenchError(f"--data-root names {', '.join(sorted(set(roots) - {dataset}))}, not --dataset {dataset}")
     result = api.score(samples, dataset, profile=profile, seed=seed, ratio=ratio, data_root=roots.get(dataset),
-                       out=out, append_to=append_to, model_name=model_name, config=config_file,
+                       out=out, append_to=append_to, model_name=model_name, replace=replace, config=config_file,
                        overrides=_overrides(sets), progress=progress.LineProgress())  # fmt: skip
     for line in result.get("notes", []):
         click.echo(f"note: {line}", err=True)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
         return
-    keys = ("n", "pct_inliers", "robustness", "pct_replay", "pct_replay_inliers", "fid", "fid_kind", "fd_classifier",
-            "kid", "precision", "recall", "classifier_f1")  # fmt: skip
+    from bench.scoring import Score
+
+    keys = ("n", *Score.columns(), "classifier_f1")
     click.echo(f"{dataset} protocol, profile {result['profile']}, seed {seed}" + (f", r = {ratio:g} %" if ratio is not None else ""))
     for k in keys:
-        if k in result:
+        if result.get(k) is not None:
             v = result[k]
             click.echo(f"  {k:20s} {v:.4g}" if isinstance(v, float) else f"  {k:20s} {v}")
     if result.get("fid") is None:
@@ -340,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except OSError as e:  # disk full, read-only results, a folder where a file belongs: writes are atomic
+        where = f" ({e.filename})" if e.filename else ""
+        click.echo(f"error: {e.strerror or e}{where}: free some space or pass a writable --out; finished cells are "
+                   f"kept", err=True)  # fmt: skip
+        return 2
     return 0
 
 

@@ -14,18 +14,15 @@ from typing import Any
 
 import torch
 
-from bench import atomic
 from bench.detectors import flag_metrics, top_fraction
+from bench.store import ResultsStore
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4)
 
 
-def table_path(out: Path, split: Any) -> Path:
-    return Path(out) / "detectors" / f"{split.dataset}_r{split.ratio:g}_s{split.seed}_{split.split_hash[:10]}.csv"
-
-
 def detector_rows(split: Any, seed: int) -> list[dict[str, Any]]:
-    from bench import detectors, registry
+    from bench import detectors
+    from bench.models import registry
 
     registry.names()  # model modules register their own detectors
     labels = split.train_is_outlier.bool()
@@ -50,12 +47,12 @@ def detector_rows(split: Any, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def write_table(out: Path, split: Any, seed: int) -> Path:
+def write_table(store: ResultsStore, split: Any, seed: int) -> Path:
     import pandas as pd
 
-    path = table_path(out, split)
+    path = store.detector_table(split)
     if not path.exists():
-        atomic.write_text(path, pd.DataFrame(detector_rows(split, seed)).to_csv(index=False))
+        store.write_table(path, pd.DataFrame(detector_rows(split, seed)))
     return path
 
 
@@ -86,5 +83,6 @@ def run_table_job(job: TableJob) -> None:
     loading.load_all(job.plugins)
     profile = Profile.from_dict(job.profile)
     set_threads(profile.run.threads, job.jobs)
-    split = open_split(profile, job.dataset, job.ratio, job.seed, Path(job.out), job.data_root, null_progress)
-    write_table(Path(job.out), split, job.seed)
+    store = ResultsStore(job.out)
+    split = open_split(profile, job.dataset, job.ratio, job.seed, store, job.data_root, null_progress)
+    write_table(store, split, job.seed)

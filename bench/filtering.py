@@ -49,7 +49,8 @@ class FilterSpec:
 
 def parse(text: str) -> FilterSpec | None:
     """``none`` -> None; ``DETECTOR:FRACTION[:key=value,...]`` -> FilterSpec (one-line BenchError otherwise)."""
-    from bench import detectors, registry
+    from bench import detectors
+    from bench.models import registry
     from bench.config import parse_value
 
     registry.names()  # model modules register their own detectors (RVQ-VAE's flagged set)

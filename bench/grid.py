@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bench import detector_table, filtering, identity, registry, store
+from bench import claims, detector_table, filtering, identity
 from bench.cell import CellJob, evaluator_for, open_split, run_cell
 from bench.config import Profile
 from bench.datasets import open_dataset, skipped_line
 from bench.errors import BenchError
-from bench.progress import Progress, note, null_progress
-from bench.store import Cell
+from bench.models import registry
+from bench.progress import LineProgress, Progress, note, null_progress
+from bench.record import Cell, CellRecord
+from bench.store import ResultsStore
 
 
 @dataclass
@@ -41,8 +43,8 @@ class GridSpec:
     command: str = ""
 
     @property
-    def cache_dir(self) -> Path:
-        return self.out / "cache"
+    def store(self) -> ResultsStore:
+        return ResultsStore(self.out)
 
 
 @dataclass
@@ -54,18 +56,6 @@ class PlannedCell:
     @property
     def cell(self) -> Cell:
         return self.job.cell
-
-
-def check_writable(out: Path) -> None:
-    """The results folder can be created and written (checked before any work)."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".bench-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except (OSError, ValueError) as e:
-        raise BenchError(f"cannot write results to --out {out}: {e.strerror or e} (pass a writable folder)") from None
 
 
 def check_pool_sizes(dataset: Any, root: Path, ratio: float) -> None:
@@ -110,10 +100,10 @@ def plan(spec: GridSpec) -> list[PlannedCell]:
                         job = CellJob(cell, ident, str(spec.out), profile_dict, spec.data_roots.get(ds),
                                       None if filt is None else filt.to_dict(), list(spec.plugins), spec.jobs,
                                       spec.command)  # fmt: skip
-                        variants = store.finished_variants(spec.out, cell)
+                        variants = spec.store.finished_variants(cell)
                         others = [d for d in variants if d != ident.config_digest]
                         state = "done" if ident.config_digest in variants else "stale" if others else "todo"
-                        stale = [f"{d[:12]} [{variants[d].get('variant') or 'profile defaults'}]" for d in others]
+                        stale = [f"{d[:12]} [{variants[d].variant or 'profile defaults'}]" for d in others]
                         planned.append(PlannedCell(job, state, stale))
     return planned
 
@@ -142,35 +132,29 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
             continue
         seen.add((c.dataset, c.ratio, c.seed))
         note(progress, f"preparing {c.dataset} r={c.ratio:g}% seed {c.seed}: split")
-        split = open_split(spec.profile, c.dataset, c.ratio, c.seed, spec.out, spec.data_roots.get(c.dataset), progress)
+        split = open_split(spec.profile, c.dataset, c.ratio, c.seed, spec.store, spec.data_roots.get(c.dataset), progress)
         line = skipped_line(split)
         if line:
             note(progress, line)
-        if detector_table.table_path(spec.out, split).exists():
+        if spec.store.detector_table(split).exists():
             tables_written.add((c.dataset, c.ratio, c.seed))
         if (c.dataset, c.seed) not in heldout:
             heldout.add((c.dataset, c.seed))
             note(progress, f"preparing {c.dataset} seed {c.seed}: inlier classifier and reference features")
-            evaluator = evaluator_for(spec.profile, split, c.seed, spec.out, progress)
+            evaluator = evaluator_for(spec.profile, split, c.seed, spec.store, progress)
             evaluator.warm()
-            write_f1_table(spec.out, spec.profile, split, evaluator)
+            write_f1_table(spec.store, spec.profile, split, evaluator)
         for filt in {p.job.filter["label"]: p.job.filter for p in todo if p.job.filter and p.cell.dataset == c.dataset
                      and p.cell.ratio == c.ratio and p.cell.seed == c.seed}.values():  # fmt: skip
-            filtering.training_set(split, filtering.FilterSpec.from_dict(filt), c.seed, spec.cache_dir, progress)
+            filtering.training_set(split, filtering.FilterSpec.from_dict(filt), c.seed, spec.store.cache_dir, progress)
     return tables_written
 
 
-def f1_path(out: Path, split: Any) -> Path:
-    return Path(out) / "f1" / f"{split.dataset}_s{split.seed}_{split.heldout_hash[:10]}.csv"
-
-
-def write_f1_table(out: Path, profile: Profile, split: Any, evaluator: Any) -> None:
+def write_f1_table(store: ResultsStore, profile: Profile, split: Any, evaluator: Any) -> None:
     """Table 5 for this dataset, seed and held-out protocol (the same for every ratio, so once per pair)."""
     import pandas as pd
 
-    from bench import atomic
-
-    path = f1_path(out, split)
+    path = store.f1_table(split)
     if path.exists():
         try:
             if {"ratio", "f1"} <= set(pd.read_csv(path).columns):
@@ -178,7 +162,7 @@ def write_f1_table(out: Path, profile: Profile, split: Any, evaluator: Any) -> N
         except (OSError, ValueError, pd.errors.ParserError):
             pass  # damaged: written again below
     frame = pd.DataFrame(evaluator.f1_table()).assign(dataset=split.dataset, seed=split.seed, profile=profile.name)
-    atomic.write_text(path, frame.to_csv(index=False))
+    store.write_table(path, frame)
 
 
 def _clock(seconds: float) -> str:
@@ -190,24 +174,24 @@ def run(
     spec: GridSpec,
     planned: list[PlannedCell],
     progress: Progress = null_progress,
-    on_row: Callable[[dict[str, Any]], None] = lambda row: None,
-) -> list[dict[str, Any]]:
-    """Run every planned cell that is not done; each finished row goes to runs.csv as it arrives."""
+    on_record: Callable[[CellRecord], None] = lambda record: None,
+) -> list[CellRecord]:
+    """Run every planned cell that is not done; each finished cell goes to runs.csv as it arrives."""
     tables_written = prepare(spec, planned, progress)
     todo = [p for p in planned if p.state != "done"]
-    rows, t0 = [], time.monotonic()
-    for i, row in enumerate(_dispatch(spec, todo, progress, tables_written), start=1):
-        store.append_row(spec.out, row)
-        rows.append(row)
+    records, t0 = [], time.monotonic()
+    for i, record in enumerate(_dispatch(spec, todo, progress, tables_written), start=1):
+        spec.store.add_to_index(record)
+        records.append(record)
         elapsed = time.monotonic() - t0
         eta = elapsed / i * (len(todo) - i)
-        key = f"{row['dataset']}/{row['model']}/r{float(row['ratio']):g}/s{row['seed']}"
-        variant = f" [{row['variant']}]" if row.get("variant") else ""
-        took = float(row.get("train_s") or 0) + float(row.get("sample_s") or 0) + float(row.get("eval_s") or 0)
-        note(progress, f"cell {i}/{len(todo)} finished: {key}{variant} {row['pct_inliers']:.1f} % inliers, "
-                       f"{took / 60:.1f} min; grid elapsed {_clock(elapsed)}, ETA {_clock(eta)}", phase=None)  # fmt: skip
-        on_row(row)
-    return rows
+        variant = f" [{record.variant}]" if record.variant else ""
+        t = record.timing
+        took = (t.train_s or 0) + (t.sample_s or 0) + (t.eval_s or 0)
+        note(progress, f"cell {i}/{len(todo)} finished: {record.cell.key}{variant} {record.score.pct_inliers:.1f} % "
+                       f"inliers, {took / 60:.1f} min; grid elapsed {_clock(elapsed)}, ETA {_clock(eta)}", phase=None)  # fmt: skip
+        on_record(record)
+    return records
 
 
 def table_jobs(spec: GridSpec, todo: list[PlannedCell],
@@ -224,8 +208,8 @@ def table_jobs(spec: GridSpec, todo: list[PlannedCell],
     return jobs
 
 
-def run_job(job: Any) -> dict | None:
-    """A worker's entry point: a cell (returns its row) or a detector table (returns None)."""
+def run_job(job: Any) -> CellRecord | None:
+    """A worker's entry point: a cell (returns its record) or a detector table (returns None)."""
     if isinstance(job, detector_table.TableJob):
         detector_table.run_table_job(job)
         return None
@@ -233,14 +217,77 @@ def run_job(job: Any) -> dict | None:
 
 
 def _dispatch(spec: GridSpec, todo: list[PlannedCell], progress: Progress,
-              tables_written: set[tuple]) -> Iterator[dict]:  # fmt: skip
-    for row in _dispatch_jobs(spec, [p.job for p in todo] + table_jobs(spec, todo, tables_written), progress):
-        if row is not None:
-            yield row
+              tables_written: set[tuple]) -> Iterator[CellRecord]:  # fmt: skip
+    for record in _dispatch_jobs(spec, [p.job for p in todo] + table_jobs(spec, todo, tables_written), progress):
+        if record is not None:
+            yield record
 
 
-def _dispatch_jobs(spec: GridSpec, jobs: list[Any], progress: Progress) -> Iterator[dict | None]:
-    if spec.jobs <= 1 and spec.backend == "loky":
+def _dispatch_jobs(spec: GridSpec, jobs: list[Any], progress: Progress) -> Iterator[CellRecord | None]:
+    """Run ``jobs`` on the spec's backend; yield each cell's record (None for a detector table) as it finishes.
+
+    Every cell is run under its claim (``bench/claims.py``): a cell another bench run on the same ``--out`` is
+    computing is left to it, and waited for at the end (its record is yielded when its done.json appears); if that
+    run's claim goes stale first, the cell is run here."""
+    owner = claims.Owner.this_run()
+    client = _dask_client(spec, progress) if spec.backend == "dask" else None
+    try:
+        pending = list(jobs)
+        while pending:
+            deferred = []
+            for result in _dispatch_round(spec, pending, progress, owner, client):
+                if isinstance(result, ClaimedElsewhere):
+                    note(progress, f"cell {result.job.cell.key}: {result.busy.line()}: left to that run, waited for "
+                                   f"after the other cells", phase=None)  # fmt: skip
+                    deferred.append(result.job)
+                else:
+                    yield result
+            pending = []
+            yield from _wait_for_other_runs(spec, deferred, progress, owner, pending)
+    finally:
+        if client is not None:
+            _close(client)
+
+
+# ---------------------------------------------------------------------------------------------- dispatch helpers
+
+WAIT_POLL_S = 2.0  # how often a driver looks at the cells other bench runs hold
+DASK_CONNECT_TIMEOUT_S = 10  # how long `--scheduler ADDRESS` may take to answer
+PROGRESS_TOPIC = "bench-progress"  # Dask event topic: a worker's cell lines, printed by the driver
+
+
+@dataclass(frozen=True)
+class ClaimedElsewhere:
+    """A worker's answer for a cell that another bench run holds the claim of."""
+
+    job: CellJob
+    busy: claims.Busy
+
+
+def run_claimed(job: Any, owner: claims.Owner | None,
+                progress: Progress | None = None) -> CellRecord | ClaimedElsewhere | None:  # fmt: skip
+    """A worker's entry point: a detector table (None), or a cell under its claim: its record, or ClaimedElsewhere
+    when another bench run holds the cell. The claim goes when the cell ends, finished or failed."""
+    if isinstance(job, detector_table.TableJob):
+        return run_job(job)
+    if owner is None:
+        return run_cell(job, progress)
+    finished = job.store.finished(job.folder)
+    if finished is not None:
+        return finished
+    got = claims.take(job.folder, owner)
+    if isinstance(got, claims.Busy):
+        return ClaimedElsewhere(job, got)
+    with got:
+        return run_cell(job, progress)
+
+
+def _dispatch_round(spec: GridSpec, jobs: list[Any], progress: Progress, owner: claims.Owner,
+                    client: Any) -> Iterator[Any]:  # fmt: skip
+    if client is not None:
+        yield from _dask_round(client, spec, jobs, progress, owner)
+        return
+    if spec.jobs <= 1:
         for job in jobs:
             if isinstance(job, detector_table.TableJob):
                 note(progress, job.key)
@@ -248,25 +295,180 @@ def _dispatch_jobs(spec: GridSpec, jobs: list[Any], progress: Progress) -> Itera
                 continue
             note(progress, f"cell {job.cell.key}" + (f" [{job.identity.variant}]" if job.identity.variant else ""))
             cell_progress = progress.child(f"{job.cell.key}: ") if hasattr(progress, "child") else progress
-            yield run_cell(job, cell_progress)
-        return
-    if spec.backend == "dask":
-        from distributed import Client, as_completed
-
-        # Without a scheduler: a local cluster of worker *processes*, one thread each (cells seed torch's global
-        # RNG, so two cells must never share a process at the same time).
-        client = Client(spec.scheduler) if spec.scheduler else Client(processes=True, n_workers=spec.jobs,
-                                                                       threads_per_worker=1)  # fmt: skip
-        try:
-            futures = [client.submit(run_job, job, pure=False) for job in jobs]
-            for fut in as_completed(futures):
-                yield fut.result()
-        finally:
-            client.close()
+            yield run_claimed(job, owner, cell_progress)
         return
     from joblib import Parallel, delayed
 
     note(progress, f"{len(jobs)} jobs (cells and detector tables) on {spec.jobs} worker processes; each worker prints "
                    f"its cell's progress", phase=None)  # fmt: skip
     parallel = Parallel(n_jobs=spec.jobs, backend=spec.backend, return_as="generator_unordered")
-    yield from parallel(delayed(run_job)(job) for job in jobs)
+    yield from parallel(delayed(run_claimed)(job, owner) for job in jobs)
+
+
+def _wait_for_other_runs(spec: GridSpec, deferred: list[CellJob], progress: Progress, owner: claims.Owner,
+                         again: list[CellJob]) -> Iterator[CellRecord]:  # fmt: skip
+    """Yield the record of each deferred cell when the run holding it finishes it; put in ``again`` those whose claim
+    went stale (that run died) without a done.json."""
+    if not deferred:
+        return
+    note(progress, f"waiting for {len(deferred)} cell(s) that other bench runs on {spec.out} are computing")
+    waiting = list(deferred)
+    while waiting:
+        still = []
+        for job in waiting:
+            record = job.store.finished(job.folder)
+            if record is not None:
+                yield record
+            elif claims.holder(job.folder, owner) is None:
+                note(progress, f"cell {job.cell.key}: the other run's claim is gone without a result: running it here",
+                     phase=None)  # fmt: skip
+                again.append(job)
+            else:
+                still.append(job)
+        waiting = still
+        if waiting:
+            time.sleep(WAIT_POLL_S)
+
+
+def dask_resources(job: Any) -> dict[str, int] | None:
+    """The Dask worker resources a job needs on a cluster: a cell whose profile trains on CUDA takes one ``GPU``
+    (workers started with ``--resources GPU=1`` run one such cell at a time); anything else needs none."""
+    if isinstance(job, CellJob) and str(job.profile.get("run", {}).get("device", "cpu")).startswith("cuda"):
+        return {"GPU": 1}
+    return None
+
+
+def connect_scheduler(address: str, timeout: float = DASK_CONNECT_TIMEOUT_S) -> Any:
+    """A Dask client of the scheduler at ``address``, or a BenchError naming it when it does not answer in time."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BenchError(f"cannot reach the Dask scheduler at {address} ({why}): start one ('dask scheduler') with "
+                         f"its workers ('dask worker {address}') and pass the address it prints, e.g. --scheduler "
+                         f"tcp://HOST:8786, or drop --scheduler for a local cluster") from None  # fmt: skip
+
+
+def _dask_client(spec: GridSpec, progress: Progress) -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise BenchError("--backend dask needs Dask's distributed package: pip install -e '.[dask]'") from None
+    if spec.scheduler:
+        client = connect_scheduler(spec.scheduler)
+    else:
+        # A local cluster of worker *processes*, one thread each (cells seed torch's global RNG, so two cells must
+        # never share a process at the same time).
+        client = Client(processes=True, n_workers=spec.jobs, threads_per_worker=1, set_as_default=False)
+    client.subscribe_topic(PROGRESS_TOPIC, lambda event: note(progress, str(event[1]), phase=None))
+    return client
+
+
+def _close(client: Any) -> None:
+    try:
+        client.close(timeout=5)
+    except Exception:  # a scheduler already gone: nothing left to release
+        pass
+
+
+def _task_key(job: Any) -> str:
+    import uuid
+
+    what = job.key if isinstance(job, detector_table.TableJob) else f"cell {job.cell.key} {job.identity.short}"
+    return f"bench {what} {uuid.uuid4().hex[:8]}"
+
+
+def _dask_round(client: Any, spec: GridSpec, jobs: list[Any], progress: Progress,
+                owner: claims.Owner) -> Iterator[Any]:  # fmt: skip
+    from distributed import as_completed
+
+    external = bool(spec.scheduler)  # a local cluster's workers have no resources: nothing is asked of them
+    workers = client.scheduler_info().get("workers", {})
+    where = f"the Dask scheduler {spec.scheduler}" if external else "a local Dask cluster"
+    note(progress, f"{len(jobs)} jobs (cells and detector tables) on {where} ({len(workers)} worker(s) now); the "
+                   f"workers' cell lines are shown here", phase=None)  # fmt: skip
+    n_gpu = sum(dask_resources(job) is not None for job in jobs) if external else 0
+    if n_gpu and not any((w.get("resources") or {}).get("GPU") for w in workers.values()):
+        note(progress, f"no Dask worker offers the GPU resource yet: the {n_gpu} cuda cell(s) wait until one joins "
+                       f"(start workers with --resources GPU=1)", phase=None)  # fmt: skip
+    futures = {client.submit(_dask_run, job, owner, key=_task_key(job), resources=dask_resources(job) if external
+                             else None): job for job in jobs}  # fmt: skip
+    try:
+        for fut in as_completed(futures):
+            yield _dask_result(client, fut, futures[fut], spec)
+    finally:
+        try:
+            client.cancel([f for f in futures if not f.done()])
+        except Exception:
+            pass
+
+
+def _dask_result(client: Any, fut: Any, job: Any, spec: GridSpec) -> Any:
+    from distributed import KilledWorker
+
+    what = job.key if isinstance(job, detector_table.TableJob) else f"cell {job.cell.key}"
+    try:
+        return fut.result()
+    except BenchError:
+        raise
+    except KilledWorker:
+        raise BenchError(f"{what}: every Dask worker that ran it died (out of memory? see the workers' logs); "
+                         f"finished cells are kept: rerun the same command to continue") from None  # fmt: skip
+    except Exception as e:
+        if getattr(client, "status", "running") == "running" and not _scheduler_lost(e):
+            raise
+        address = spec.scheduler or "of the local cluster"
+        raise BenchError(f"lost the Dask scheduler {address} while running {what} ({type(e).__name__}): finished "
+                         f"cells are kept; restart the scheduler and its workers, then rerun the same command"
+                         ) from None  # fmt: skip
+
+
+def _scheduler_lost(e: BaseException) -> bool:
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(e, (CommClosedError, OSError, TimeoutError)) or "scheduler" in str(e).lower()
+
+
+def _dask_run(job: Any, owner: claims.Owner) -> Any:
+    """On a Dask worker: the job, with the cell's lines on the worker's stderr and sent to the driver."""
+    return run_claimed(job, owner, _forwarding_progress(job))
+
+
+def _forwarding_progress(job: Any) -> Progress | None:
+    if isinstance(job, detector_table.TableJob):
+        return None
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    host = str(worker.address).split("://")[-1]
+    return LineProgress(f"{job.cell.key} [{host}]: ", every_s=15.0, stream=_ToDriver(worker))
+
+
+class _ToDriver:
+    """A text stream for a worker's LineProgress: each line goes to the worker's stderr and, as a Dask event, to the
+    driver (without the worker's clock: the driver prints it with its own)."""
+
+    def __init__(self, worker: Any):
+        self.worker, self.buffer = worker, ""
+
+    def write(self, text: str) -> int:
+        import re
+        import sys
+
+        self.buffer += text
+        while "\n" in self.buffer:
+            line, self.buffer = self.buffer.split("\n", 1)
+            print(line, file=sys.stderr, flush=True)
+            try:
+                self.worker.log_event(PROGRESS_TOPIC, re.sub(r"^\[[\d:]+\] ", "", line))
+            except Exception:
+                pass  # the line is in the worker's log all the same
+        return len(text)
+
+    def flush(self) -> None:
+        pass

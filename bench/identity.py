@@ -5,6 +5,9 @@ version, the dataset and the identity of its images (content, not path), the dat
 corruption), the evaluation settings, the model and its resolved config, and the training-set filter. Timings,
 threads, the device, checkpoint intervals, grid sizes and paths are left out: they do not change the numbers.
 
+A plug-in model's settings also hold where it comes from (its module, file sha256 and distribution), so a changed
+plug-in is a new cell and a plug-in can never answer for another model's cells.
+
 - ``settings_digest`` = sha256 of the settings: the same method under the same protocol (one line in a report; its
   seeds are averaged, nothing else is).
 - ``config_digest`` = sha256 of (settings_digest, ratio, seed): one cell. A rerun reuses a cell only when this matches;
@@ -21,7 +24,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bench import registry
+from bench.models import registry
+from bench.registries import BUILT_IN
 from bench.config import Profile, default_profile
 
 # Bump when the pipeline changes what a cell computes (split assembly, evaluation, sample count): old cells then stop
@@ -60,7 +64,7 @@ def settings_of(
     """Everything that determines a cell's result except ratio and seed (see the module docstring)."""
     model_cfg = registry.get(model).make_config(profile.name, profile.models.get(model))
     ev = {k: v for k, v in dataclasses.asdict(profile.eval).items() if k not in EVAL_KEYS_IGNORED}
-    return {
+    settings = {
         "protocol": PROTOCOL_VERSION,
         "dataset": dataset,
         "source": source,
@@ -70,6 +74,10 @@ def settings_of(
         "model_config": dataclasses.asdict(model_cfg),
         "filter": filter_spec,
     }
+    origin = registry.origin_of(model)
+    if origin != BUILT_IN:  # a plug-in's code is part of what it is (built-in code is versioned by the protocol)
+        settings["model_origin"] = origin
+    return settings
 
 
 def _leaves(prefix: str, obj: Any) -> dict[str, Any]:

@@ -135,6 +135,8 @@ def load(ref: str, via: str = "--plugin") -> LoadedPlugin:
                 f"plug-in module '{ref}' not found ({via}): install it, add its folder to PYTHONPATH, or pass its .py file"
             ) from None
         raise BenchError(f"plug-in {ref} ({via}) failed to import: {_why(e)}") from None
+    except SystemExit as e:  # a plug-in must not end the process: say so in one line
+        raise BenchError(f"plug-in {ref} ({via}) called sys.exit({e.code!r}) while importing: remove that call") from None
     except Exception as e:
         raise BenchError(f"plug-in {ref} ({via}) failed to import: {_why(e)}") from None
     file = getattr(module, "__file__", None)
@@ -162,7 +164,7 @@ def load_entry_points() -> None:
                 obj = ep.load()
             except BenchError as e:
                 raise BenchError(f"plug-in entry point '{ep.name}' of {dist} ({group}): {e}") from None
-            except Exception as e:
+            except (Exception, SystemExit) as e:
                 raise BenchError(
                     f"plug-in entry point '{ep.name}' = {ep.value} of {dist} ({group}) failed to import: {_why(e)}"
                 ) from None

@@ -19,7 +19,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from bench import atomic, registry, store
+from bench import atomic
+from bench.errors import BenchError
+from bench.models import registry
+from bench.record import LEGACY_DIGEST, Cell
+from bench.store import ResultsStore, frame
 from bench.datasets import registry as dataset_registry
 from bench.datasets.registry import PaperValues
 
@@ -101,7 +105,7 @@ class Group:
 
 @dataclass
 class Context:
-    out: Path
+    store: ResultsStore
     df: pd.DataFrame
     groups: dict[str, list[Group]]  # dataset -> its groups, in report order
     sources: dict[str, set[str]]  # dataset -> data sources
@@ -113,7 +117,7 @@ class Context:
 
 def _group_key(r: pd.Series) -> str:
     digest = r.settings_digest
-    if digest and digest != store.LEGACY_DIGEST:
+    if digest and digest != LEGACY_DIGEST:
         return digest
     return f"legacy:{r.model}:{r.profile}:{r.variant}"
 
@@ -157,16 +161,13 @@ def _groups(df: pd.DataFrame) -> dict[str, list[Group]]:
     return out
 
 
-def _data_sources(out: Path) -> dict[str, set[str]]:
+def _data_sources(store: ResultsStore, records: list) -> dict[str, set[str]]:
     """dataset -> where its images came from (a folder, or 'synthetic ...'), read from the cells' config.json."""
     sources: dict[str, set[str]] = {}
-    for pattern in ("cells/*/*/*/*/config.json", "cells/*/*/*/*/*/config.json"):
-        for cfg in out.glob(pattern):
-            try:
-                meta = json.loads(cfg.read_text(encoding="utf-8"))
-                sources.setdefault(meta["cell"]["dataset"], set()).add(str(meta.get("split", {}).get("source", "?")))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
+    for record in records:
+        split = store.read_config(record).get("split")
+        if isinstance(split, dict):
+            sources.setdefault(record.dataset, set()).add(str(split.get("source", "?")))
     return sources
 
 
@@ -316,10 +317,10 @@ def _samples_note(ctx: Context, ds: str) -> str:
     return f"{'/'.join(map(str, n))} generated samples per cell;" if n else ""
 
 
-def _f1_frame(out: Path) -> pd.DataFrame:
+def _f1_frame(store: ResultsStore) -> pd.DataFrame:
     frames = []
     cols = ["dataset", "seed", "ratio", "f1", "profile"]
-    for p in sorted((out / "f1").glob("*.csv")):
+    for p in sorted(store.f1_dir.glob("*.csv")):
         try:
             frame = pd.read_csv(p)
         except (OSError, ValueError, pd.errors.ParserError):
@@ -332,7 +333,7 @@ def _f1_frame(out: Path) -> pd.DataFrame:
 
 
 def _f1_table(ctx: Context) -> Table:
-    f1 = _f1_frame(ctx.out)
+    f1 = _f1_frame(ctx.store)
     datasets = [d for d in dict.fromkeys(f1.dataset)]
     notes = "; ".join(f"{_title(d)}: {_data_note(ctx.sources.get(d, set()))}" for d in datasets)
     t = Table("table5", "Table 5. Testing F1 of the binary inlier classifier",
@@ -384,9 +385,9 @@ def _filter_table(ctx: Context) -> Table:
         "only score them), for every filtered configuration.", 3), "filter")  # fmt: skip
 
 
-def _detector_frame(out: Path) -> pd.DataFrame:
+def _detector_frame(store: ResultsStore) -> pd.DataFrame:
     frames = []
-    for p in sorted((out / "detectors").glob("*.csv")):
+    for p in sorted(store.detectors_dir.glob("*.csv")):
         try:
             frames.append(pd.read_csv(p))
         except (OSError, ValueError, pd.errors.ParserError):
@@ -395,7 +396,7 @@ def _detector_frame(out: Path) -> pd.DataFrame:
 
 
 def _detector_tables(ctx: Context) -> list[Table]:
-    det = _detector_frame(ctx.out)
+    det = _detector_frame(ctx.store)
     main = Table("table_detectors", "Extra table. Label-free outlier detectors on each training set",
                  "AUC, and precision / recall when dropping the top r of the scores (r = the true outlier ratio, "
                  "which a user does not know); fitted on the contaminated training images, scored against the labels. "
@@ -491,9 +492,12 @@ def _fig4(ctx: Context, fid_metric: str, folder: Path) -> list[str]:
     return names
 
 
-def _grid_count(out: Path, row: pd.Series) -> int | None:
-    cell = store.Cell(row.dataset, row.model, float(row.ratio), int(row.seed))
-    folder = cell.base(out) if row.config_digest == store.LEGACY_DIGEST else cell.folder(out, row.config_digest)
+def _cell_folder(store: ResultsStore, row: pd.Series) -> Path:
+    return store.cell_folder(Cell(row.dataset, row.model, float(row.ratio), int(row.seed)), row.config_digest)
+
+
+def _grid_count(store: ResultsStore, row: pd.Series) -> int | None:
+    folder = _cell_folder(store, row)
     try:
         cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         grid = int(cfg["profile"]["run"]["grid_samples"])
@@ -516,9 +520,7 @@ def _copy_grids(ctx: Context, folder: Path) -> list[tuple[str, int | None]]:
                 if part.empty:
                     continue
                 first = part.sort_values("seed").iloc[0]
-                cell = store.Cell(ds, g.model, float(ratio), int(first.seed))
-                src = (cell.base(ctx.out) if first.config_digest == store.LEGACY_DIGEST
-                       else cell.folder(ctx.out, first.config_digest)) / "samples.png"  # fmt: skip
+                src = _cell_folder(ctx.store, first) / "samples.png"
                 if not src.exists():
                     continue
                 several = sum(other.model == g.model for other in groups) > 1
@@ -526,7 +528,7 @@ def _copy_grids(ctx: Context, folder: Path) -> list[tuple[str, int | None]]:
                 name = f"grids/{ds}_{g.model}{suffix}_r{ratio:g}.png"
                 with atomic.atomic_path(folder / name) as tmp:
                     shutil.copyfile(src, tmp)
-                names.append((name, _grid_count(ctx.out, first)))
+                names.append((name, _grid_count(ctx.store, first)))
                 row_images.append((g.label, folder / name))
             if len(row_images) > 1:
                 name = f"grids/{ds}_r{ratio:g}_models.png"
@@ -555,29 +557,26 @@ def _side_by_side(grids: list[tuple[str, Path]], caption: str, dest: Path, gap: 
 
 
 def load_context(out: Path, echo: Callable[[str], None] = lambda line: None) -> Context:
-    loaded = store.load_rows(out)
-    if loaded.note:
-        echo(loaded.note)
-    df = store.frame(loaded.rows)
+    store = ResultsStore(out)
+    loaded = store.load()
+    if not loaded.records:
+        left_out = f" ({len(loaded.notes)} note(s), first: {loaded.notes[0].removeprefix('note: ')})" if loaded.notes else ""
+        raise BenchError(f"no finished cells in {out}{left_out}: run 'bench run --out {out}' first (or pass another "
+                         f"--out)")  # fmt: skip
+    for line in loaded.notes:
+        echo(line)
+    df = frame(loaded.records)
     df["group"] = [_group_key(r) for _, r in df.iterrows()] if len(df) else []
-    ctx = Context(out, df, _groups(df) if len(df) else {}, _data_sources(out), [])
-    if loaded.note:
-        ctx.notes.append(loaded.note)
-    if not loaded.from_cells:
-        ctx.notes.append("note: no cell folders here: rows are read from runs.csv as recorded")
-    return ctx
+    sources = _data_sources(store, loaded.records) if loaded.from_cells else {}
+    return Context(store, df, _groups(df) if len(df) else {}, sources, list(loaded.notes))
 
 
 def write_report(out: Path, echo: Callable[[str], None] = lambda line: None) -> Path:
-    from bench.errors import BenchError
-
     out = Path(out)
-    folder = out / "report"
+    folder = ResultsStore(out).report_dir
     if folder.exists() and not folder.is_dir():
         raise BenchError(f"{folder} exists and is not a folder: move it away, the report is written there")
     ctx = load_context(out, echo)
-    if ctx.df.empty:
-        raise BenchError(f"no finished cells in {out}: run 'bench run --out {out}' first (or pass another --out)")
     folder.mkdir(parents=True, exist_ok=True)
     df = ctx.df
     has_fid = "fid" in df and df["fid"].notna().any()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,6 +101,23 @@ def _resize(chw: np.ndarray, size: int) -> np.ndarray:
                      for a in chw]).transpose(0, 3, 1, 2)  # fmt: skip
 
 
+def _as_array(source: Any, where: str) -> np.ndarray:
+    """A tensor, an array, or a list of same-shaped images / batches as one array."""
+    if isinstance(source, torch.Tensor):
+        return source.detach().cpu().numpy()
+    if isinstance(source, (list, tuple)):
+        parts = [p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p) for p in source]
+        shapes = sorted({p.shape for p in parts})
+        if len(shapes) > 1:
+            raise BenchError(f"{where}: the list holds images of different shapes {shapes[0]} and {shapes[1]}: pass "
+                             f"images of one size (N x 3 x H x W)")  # fmt: skip
+        return np.stack(parts) if parts else np.zeros((0, 3, 1, 1), np.uint8)
+    try:
+        return np.asarray(source)
+    except ValueError as e:
+        raise BenchError(f"{where}: not an image array ({e}); pass a uint8 N x 3 x H x W array or tensor") from None
+
+
 def read_samples(source, size: int) -> SampleSet:
     """``source``: a folder, an .npz / .pt path, or an array / tensor. Returns uint8 N x 3 x size x size."""
     notes: list[str] = []
@@ -113,8 +131,8 @@ def read_samples(source, size: int) -> SampleSet:
             arr = _from_file(path)
         where = str(path)
     else:
-        arr = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
         where = "samples"
+        arr = _as_array(source, where)
     chw = _check_array(arr, where)
     h, w = chw.shape[2], chw.shape[3]
     if (h, w) != (size, size):

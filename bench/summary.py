@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import store
 from bench.datasets import registry as dataset_registry
+from bench.record import CellRecord
+from bench.store import frame
 
 NEXT_STEPS = {
     "smoke": "SMOKE PROFILE: a plumbing check on tiny data and models; these numbers carry no meaning. For the "
@@ -20,10 +21,10 @@ NEXT_STEPS = {
 }  # fmt: skip
 
 
-def _pivot(rows: list[dict[str, Any]], metric: str, digits: int) -> list[str]:
+def _pivot(records: list[CellRecord], metric: str, digits: int) -> list[str]:
     from bench import report
 
-    df = store.frame(rows)
+    df = frame(records)
     df["group"] = [report._group_key(r) for _, r in df.iterrows()]
     groups = [g for gs in report._groups(df).values() for g in gs]
     ratios = sorted(set(df.ratio))
@@ -41,32 +42,32 @@ def _pivot(rows: list[dict[str, Any]], metric: str, digits: int) -> list[str]:
     return lines
 
 
-def end_of_run(spec: Any, rows: list[dict[str, Any]], report_path: Path | None) -> str:
-    if not rows:
+def end_of_run(spec: Any, records: list[CellRecord], report_path: Path | None) -> str:
+    if not records:
         return "(no finished cells)"
     profile = spec.profile.name
     lines: list[str] = []
-    for ds in dict.fromkeys(r["dataset"] for r in rows):
-        part = [r for r in rows if r["dataset"] == ds]
+    for ds in dict.fromkeys(r.dataset for r in records):
+        part = [r for r in records if r.dataset == ds]
         title = dataset_registry.get(ds).title if ds in dataset_registry.names() else ds
-        seeds = sorted({int(r["seed"]) for r in part})
-        n = sorted({int(r["n_samples"]) for r in part if r.get("n_samples")})
+        seeds = sorted({r.seed for r in part})
+        n = sorted({r.n_samples for r in part if r.n_samples})
         lines.append(f"{title} ({profile} profile{', SMOKE: meaningless' if spec.profile.meaningless else ''}): "
                      f"% generated inliers (mean over seeds {','.join(map(str, seeds))}; "
                      f"{'/'.join(map(str, n)) or '?'} samples per cell)")  # fmt: skip
         from bench.report import shared_settings
 
-        shared = shared_settings(store.frame(part), ds)
+        shared = shared_settings(frame(part), ds)
         if shared:
             lines.append(f"(settings changed from the profile's defaults in every row: {', '.join(shared)})")
         lines += _pivot(part, "pct_inliers", 1)
-        r30 = max(float(r["ratio"]) for r in part)
+        r30 = max(r.ratio for r in part)
         lines.append(f"(a model that learned its training data exactly would generate {100 - r30:g} % inliers at "
                      f"r = {r30:g} %: the 'replay' row, when present, measures that under this classifier)")  # fmt: skip
-        if any(r.get("robustness") is not None for r in part):
+        if any(r.score.robustness is not None for r in part):
             lines += ["", f"{title}: robustness index (0 = as contaminated as the data, 1 = as clean as the "
                           f"inlier-only oracle; read with recall)"]  # fmt: skip
-            lines += _pivot([r for r in part if float(r["ratio"]) > 0], "robustness", 2)
+            lines += _pivot([r for r in part if r.ratio > 0], "robustness", 2)
         lines.append("")
     if report_path is not None:
         folder = Path(report_path).parent

@@ -58,7 +58,8 @@ class Comparison:
 
 
 def unfiltered(out: Path, dataset: str) -> pd.DataFrame:
-    if not store.runs_csv(out).exists() and not (Path(out) / "cells").is_dir():
+    results = store.ResultsStore(out)
+    if not results.runs_csv.exists() and not results.cells_dir.is_dir():
         raise BenchError(f"{out} is not a results folder (no runs.csv, no cells/): pass the --out of a bench run")
     df = store.read_frame(out)
     if df.empty or dataset not in set(df["dataset"]):

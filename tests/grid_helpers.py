@@ -46,4 +46,4 @@ def forget_plugin(ref: str, *models: str) -> None:
 def run_grid(out, models, datasets=("facemask",), ratios=(0, 30), seeds=(0,), jobs=1, backend="loky", **overrides):
     spec, planned = api.plan(list(models), list(datasets), list(ratios), list(seeds), profile="smoke", out=out,
                              jobs=jobs, backend=backend, overrides={**FAST, **overrides})  # fmt: skip
-    return grid.run(spec, planned), planned
+    return [record.to_row() for record in grid.run(spec, planned)], planned

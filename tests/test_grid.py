@@ -28,7 +28,7 @@ def test_grid_writes_rows_cells_and_skips_finished(tmp_path, mean_plugin):
     assert df.config_digest.str.len().eq(64).all() and df.settings_digest.nunique() == 1
     assert df.variant.nunique() == 1 and "data.facemask.inliers=40" in df.variant[0]  # the non-default settings
     folder = planned[1].job.folder
-    assert folder.parent == store.Cell("facemask", "test_mean", 30.0, 0).base(tmp_path)
+    assert folder.parent == store.ResultsStore(tmp_path).cell_base(store.Cell("facemask", "test_mean", 30.0, 0))
     for name in ("config.json", "metrics.json", "samples.npz", "samples.png", "model.pt", "done.json"):
         assert (folder / name).exists(), name
     assert list((tmp_path / "f1").glob("facemask_s0_*.csv"))
@@ -45,7 +45,7 @@ def test_changed_settings_are_a_new_cell_beside_the_old(tmp_path, mean_plugin):
     (p,) = planned
     assert p.state == "stale" and p.job.identity.variant.startswith("noise=3, data.facemask.")
     grid.run(spec, planned)
-    base = store.Cell("facemask", "test_mean", 30.0, 0).base(tmp_path)
+    base = store.ResultsStore(tmp_path).cell_base(store.Cell("facemask", "test_mean", 30.0, 0))
     assert len([d for d in base.iterdir() if (d / "done.json").exists()]) == 2  # both variants kept
     df = store.read_frame(tmp_path)
     assert df.variant.str.startswith("noise=3").sum() == 1 and df.config_digest.nunique() == 2
@@ -107,19 +107,20 @@ def test_killed_grid_resumes_without_recomputing(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and len(store.cell_rows(out)) < 2:
+    while time.time() < deadline and len(store.ResultsStore(out).scan()[0]) < 2:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = {r["config_digest"]: (r["ratio"], store.Cell("facemask", "test_mean", r["ratio"], 0).folder(
-        out, r["config_digest"]) / "done.json") for r in store.cell_rows(out)}  # fmt: skip
+    results = store.ResultsStore(out)
+    finished = {r.config_digest: (r.ratio, results.cell_folder(r.cell, r.config_digest) / "done.json")
+                for r in results.scan()[0]}  # fmt: skip
     stamps = {d: path.stat().st_mtime_ns for d, (_, path) in finished.items()}
     assert 2 <= len(finished) < 4, "the kill should land mid-grid"
     assert len(pd.read_csv(out / "runs.csv")) == len(finished)  # the CSV is whole after the kill
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    rows = store.cell_rows(out)
-    assert sorted(float(r["ratio"]) for r in rows) == [0, 10, 20, 30]  # each cell exactly once
+    records, problems = results.scan()
+    assert sorted(r.ratio for r in records) == [0, 10, 20, 30] and not problems  # each cell exactly once
     for digest, (ratio, path) in finished.items():
         assert path.stat().st_mtime_ns == stamps[digest], f"finished cell r{ratio} was recomputed"
     assert "% generated inliers" in done.stdout

@@ -1,5 +1,6 @@
 """bench report: every table and figure from stored results, paper values alongside, no retraining."""
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -87,16 +88,16 @@ def test_side_by_side_grid_puts_models_in_the_paper_order(tmp_path):
     from bench.grids import save_grid
 
     colours = {"gan": 0, "rvqvae": 255}  # all-black GAN samples, all-white RVQ-VAE samples
-    rows = []
+    results = store.ResultsStore(tmp_path)
     for model, value in colours.items():
-        digest = f"{model}-digest".ljust(64, "0")
-        folder = store.Cell("facemask", model, 30.0, 0).folder(tmp_path, digest)
+        digest = hashlib.sha256(model.encode()).hexdigest()
+        record = store.CellRecord.from_row({"dataset": "facemask", "model": model, "ratio": 30.0, "seed": 0,
+                                            "profile": "cpu", "config_digest": digest, "settings_digest": digest,
+                                            "pct_inliers": 50.0})  # fmt: skip
+        folder = results.cell_folder(record.cell, digest)
         save_grid(folder / "samples.png", torch.full((4, 3, 16, 16), value, dtype=torch.uint8), upscale=1)
-        rows.append({"dataset": "facemask", "model": model, "ratio": 30.0, "seed": 0, "profile": "cpu",
-                     "config_digest": digest, "settings_digest": digest, "pct_inliers": 50.0})
-    for row in rows:
-        store.atomic.write_json(store.Cell("facemask", row["model"], 30.0, 0).folder(tmp_path, row["config_digest"])
-                                / "done.json", {"row": row})
+        results.begin_cell(folder, {"config_digest": digest})
+        results.finish_cell(folder, record, {})
     ctx = report.load_context(tmp_path)
     names = [n for n, _ in report._copy_grids(ctx, tmp_path / "report")]
     assert "grids/facemask_r30_models.png" in names

@@ -2,6 +2,7 @@
 
 import importlib.util
 import sys
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ def results(tmp_path: Path, name: str, by_seed: dict[int, tuple[float, ...]]) ->
     out = tmp_path / name
     out.mkdir()
     rows = [{"dataset": "facemask", "model": "gan", "variant": "", "ratio": r, "seed": s, "pct_inliers": v,
-             "config_digest": f"{name}{s}{r}"} for s, values in by_seed.items() for r, v in zip(RATIOS, values)]  # fmt: skip
-    store.write_index(out, rows)
+             "profile": "cpu", "config_digest": hashlib.sha256(f"{name}{s}{r}".encode()).hexdigest()}
+            for s, values in by_seed.items() for r, v in zip(RATIOS, values)]  # fmt: skip
+    store.ResultsStore(out).write_index([store.CellRecord.from_row(r) for r in rows])
     return out
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.api import FitResult, GenerativeModel, register_model
+from bench.plugin import FitResult, GenerativeModel, register_model
 
 
 @dataclass

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.api import CorruptedDataset, CorruptedSettings, register_corruption, register_dataset
+from bench.plugin import CorruptedDataset, CorruptedSettings, register_corruption, register_dataset
 
 
 @dataclass
