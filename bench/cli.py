@@ -118,7 +118,8 @@ def data_build(dataset, data_root, ratio, seed, out, as_json, profile, config_fi
 
     from bench import api, loading
     from bench.datasets import describe, skipped_line
-    from bench.grids import save_grid
+    from bench.image_grid import save_grid
+    from bench.store import ResultsStore
 
     loading.load_all(list(plugin_refs))
     if data_root is not None and "=" in data_root:
@@ -130,7 +131,7 @@ def data_build(dataset, data_root, ratio, seed, out, as_json, profile, config_fi
                             overrides=_overrides(sets))  # fmt: skip
     inl = torch.nonzero(~split.train_is_outlier)[:32, 0]
     outl = torch.nonzero(split.train_is_outlier)[:32, 0]
-    preview = Path(out) / "previews" / f"{dataset}_r{ratio:g}_s{seed}_{split.size}px.png"
+    preview = ResultsStore(out).preview(split)
     save_grid(preview, split.train_images[torch.cat([inl, outl])], nrow=16)
     info = {**describe(split), "preview": str(preview)}
     skipped = skipped_line(split)

@@ -9,6 +9,7 @@ Layout (nothing else under ``--out`` is written by the harness)::
     f1/<dataset>_s<seed>_<heldout hash>.csv           Table 5 of one held-out protocol
     detectors/<dataset>_r<ratio>_s<seed>_<hash>.csv   the label-free detectors' table of one split
     report/                                           `bench report`'s tables and figures
+    previews/                                         `bench data build`'s preview grids
 
 Invariants:
 
@@ -167,6 +168,10 @@ class ResultsStore:
 
     def detector_table(self, split: Any) -> Path:
         return self.detectors_dir / f"{split.dataset}_r{split.ratio:g}_s{split.seed}_{split.split_hash[:10]}.csv"
+
+    def preview(self, split: Any) -> Path:
+        """`bench data build`'s preview grid of a split."""
+        return self.out / "previews" / f"{split.dataset}_r{split.ratio:g}_s{split.seed}_{split.size}px.png"
 
     @classmethod
     def of_cell_folder(cls, folder: Path) -> ResultsStore:
@@ -379,7 +384,7 @@ class ResultsStore:
         atomic.write_json(folder / "config.json", config)
 
     def write_samples(self, folder: Path, samples: Any, grid_samples: int) -> None:
-        from bench.grids import save_grid
+        from bench.image_grid import save_grid
 
         with atomic.atomic_path(folder / "samples.npz") as tmp:
             with open(tmp, "wb") as fh:

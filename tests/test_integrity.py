@@ -55,11 +55,9 @@ pytestmark = pytest.mark.slow  # about 70 s on 2 cores (two runs with --jobs 2 s
 
 
 def _models():
-    """The model registry module (``bench.models.registry``; ``bench.registry`` before it moved there)."""
-    try:
-        from bench.models import registry as models
-    except ImportError:
-        from bench import registry as models
+    """The model registry module."""
+    from bench.models import registry as models
+
     return models
 
 

@@ -53,7 +53,9 @@ def test_file_plugin_runs_in_workers_then_eval_and_report(tmp_path):
     cell = next((out / "cells" / "facemask" / "pcagauss" / "r30" / "s0").iterdir())
     cfg = json.loads((cell / "config.json").read_text())
     assert cfg["plugins"][0]["file"].endswith("model.py") and len(cfg["plugins"][0]["sha256"]) == 64
-    e = bench("eval", "--cell", cell)  # the plug-in is found again from the cell's config.json
+    e = bench("eval", "--cell", cell)  # a cell's config.json is never an import source: the plug-in is needed
+    assert e.returncode == 2 and "--plugin" in e.stderr, e.stderr
+    e = bench("eval", "--cell", cell, "--plugin", MODEL_FILE)  # the same file (its sha256 is checked)
     assert e.returncode == 0, e.stderr
     assert json.loads(e.stdout)["model"] == "pcagauss"
     rep = bench("report", "--out", out, "--plugin", MODEL_FILE)

@@ -394,11 +394,3 @@ def test_base_loads_a_saved_model_through_the_registry(tmp_path):
     model.fit(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.bool), FitConfig())
     model.save(tmp_path / "m.pt")
     assert type(GenerativeModel.load(tmp_path / "m.pt")) is models.get("replay").cls
-
-
-def test_the_shim_still_serves_the_old_imports():
-    from bench import registry
-
-    for name in ("NAME_PATTERN", "KINDS", "ModelSpec", "register_model", "get", "names", "resolve", "title",
-                 "ordered", "origin_of", "MODELS", "_REGISTRY"):  # fmt: skip
-        assert getattr(registry, name) is getattr(models, name), name

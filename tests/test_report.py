@@ -85,7 +85,7 @@ def test_side_by_side_grid_puts_models_in_the_paper_order(tmp_path):
     import torch
     from PIL import Image
 
-    from bench.grids import save_grid
+    from bench.image_grid import save_grid
 
     colours = {"gan": 0, "rvqvae": 255}  # all-black GAN samples, all-white RVQ-VAE samples
     results = store.ResultsStore(tmp_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.datasets import registry
+from bench.datasets import images, registry
 from bench.datasets.registry import Dataset, DatasetCounts, DatasetSpec, PoolPair, register_dataset
 from bench.datasets.split import Counts, Split, assemble, cache_key, load_npz, n_outliers_for, save_npz
 from bench.progress import Progress, null_progress
@@ -53,18 +53,19 @@ def build_split(
     ds = open_dataset(dataset, data)
     counts = counts_for(ds.settings, ratio)
     root = _root(data_root)
-    pools = ds.open(root, seed, synthetic_length=4 * counts.inliers_needed)
-    key = cache_key(
-        {
-            "dataset": dataset,
-            "inliers": pools.inliers.fingerprint,
-            "outliers": pools.outliers.fingerprint,
-            "ratio": ratio,
-            "seed": seed,
-            "size": data.size,
-            "counts": vars(counts),
-        }
-    )
+    with images.hash_memo(Path(cache_dir) / "file-hashes.json"):  # the key hashes the bytes, once per file version
+        pools = ds.open(root, seed, synthetic_length=4 * counts.inliers_needed)
+        key = cache_key(
+            {
+                "dataset": dataset,
+                "inliers": pools.inliers.fingerprint,
+                "outliers": pools.outliers.fingerprint,
+                "ratio": ratio,
+                "seed": seed,
+                "size": data.size,
+                "counts": vars(counts),
+            }
+        )
     path = Path(cache_dir) / "splits" / f"{dataset}_r{ratio:g}_s{seed}_{data.size}px_{key[:16]}.npz"
     if path.exists():
         return load_npz(path)
