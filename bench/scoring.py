@@ -37,6 +37,7 @@ class Score:
     kid: float | None = None
     precision: float | None = None
     recall: float | None = None
+    sharpness: float | None = None  # mean squared Laplacian response (high-frequency energy; blur lowers it)
     kid_std: float | None = field(default=None, metadata=NOT_A_COLUMN)
     n: int | None = field(default=None, metadata=NOT_A_COLUMN)  # samples scored
     outlier_recon_called_outlier_pct: float | None = field(default=None, metadata=NOT_A_COLUMN)
@@ -72,6 +73,15 @@ def refusal(evaluator: Any, model: Any, split: Any) -> tuple[float | None, float
     return evaluator.called_outlier_pct(recon), evaluator.called_outlier_pct(outliers)
 
 
+def laplacian_energy(images: torch.Tensor) -> float:
+    """Mean squared response of the 3 x 3 Laplacian on the grey level in [0, 1] (valid pixels only): the sample set's
+    high-frequency energy. Blur and down-up-sampling lower it, noise raises it; it is a description of the samples to
+    read beside the other columns (and to match degraded anchors to), not a quality score."""
+    grey = images.float().mean(1, keepdim=True) / 255.0
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    return float(torch.nn.functional.conv2d(grey, kernel).pow(2).mean())
+
+
 def score_samples(evaluator: Any, split: Any, samples: torch.Tensor, seed: int, *, with_anchors: bool = True,
                   model: Any = None) -> Score:  # fmt: skip
     """Score ``samples`` (uint8 N x 3 x H x W) under ``split``'s evaluator. ``with_anchors``: also the reference
@@ -93,6 +103,7 @@ def score_samples(evaluator: Any, split: Any, samples: torch.Tensor, seed: int, 
         kid=metrics.kid,
         precision=metrics.precision,
         recall=metrics.recall,
+        sharpness=laplacian_energy(samples),
         kid_std=metrics.kid_std,
         n=metrics.n,
         outlier_recon_called_outlier_pct=recon_pct,
