@@ -33,6 +33,7 @@ from bench.datasets import Split, skipped_line
 from bench.datasets import registry as dataset_registry
 from bench.evaluator import Evaluator, Metrics
 from bench.models import registry
+from bench.progress import LineProgress
 from bench.plugin import (
     BenchError, Checkpointer, CorruptedDataset, CorruptedSettings, Dataset, DatasetCounts, FitConfig, FitResult,
     GenerativeModel, PaperValues, PoolPair, Progress, TwoFolderDataset, null_progress, register_corruption,
