@@ -118,11 +118,19 @@ def _guarded(call: Callable[[], Any], where: str, builtin: bool) -> Any:
 def run_cell(job: CellJob, progress: Progress | None = None) -> CellRecord:
     """Run one cell to completion (or return its record when it is already finished)."""
     loading.load_all(job.plugins)
-    store, folder, cell = job.store, job.folder, job.cell
-    finished = store.finished(folder)
+    finished = job.store.finished(job.folder)
     if finished is not None:
         return finished
-    progress = progress or LineProgress(f"{cell.key}: ", every_s=15.0)
+    progress = progress or LineProgress(f"{job.cell.key}: ", every_s=15.0)
+    try:
+        return _run(job, progress)
+    except BaseException:
+        getattr(progress, "end_phase", lambda: None)()  # a failed cell's heartbeat must not outlive it
+        raise
+
+
+def _run(job: CellJob, progress: Progress) -> CellRecord:
+    store, folder, cell = job.store, job.folder, job.cell
     profile = Profile.from_dict(job.profile)
     set_threads(profile.run.threads, job.jobs)
     t_cell = time.perf_counter()

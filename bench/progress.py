@@ -130,6 +130,11 @@ class LineProgress:
             self._phase = (message, time.monotonic()) if phase == "start" else phase
         self._start_ticker()
 
+    def end_phase(self) -> None:
+        """No phase is running any more (e.g. the cell failed): the heartbeat stops speaking for it."""
+        with self._lock:
+            self._phase = None
+
     def _start_ticker(self) -> None:
         if self._ticker is None and self.every_s > 0:
             self._ticker = threading.Thread(target=self._tick, daemon=True, name="bench-progress")
