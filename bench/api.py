@@ -144,11 +144,72 @@ def _default_datasets(prof: Profile) -> str:
     return prof.run.datasets or ",".join(dataset_registry.defaults(prof.name))
 
 
+@dataclasses.dataclass
+class _Selection:
+    """A grid's selection, resolved: the command's options where given, else the profile's ``run.*``."""
+
+    models: list[str]
+    datasets: list[str]
+    ratios: list[float]
+    seeds: list[int]
+    filters: list[filtering.FilterSpec | None]
+    data_roots: dict[str, str]
+    jobs: int
+    backend: str
+
+
+def _selection(prof: Profile, models: Any, datasets: Any, ratios: Any, seeds: Any, filters: Any,
+               data_roots: dict[str, str] | None, jobs: Any, backend: Any) -> _Selection:  # fmt: skip
+    """Resolve and check the selection; ``prof.run`` then holds it, resolved (names, not ``all``; ratios and seeds
+    listed; data roots absolute), so that ``--print-config`` writes exactly what ``plan`` runs. An option given
+    (not None) overrides the profile's ``run.*`` (a ``--config`` file's, or the profile's default)."""
+    from bench.config import number_text
+
+    run = prof.run
+    models = run.models if models is None else models
+    model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
+    if datasets is None:
+        datasets = _default_datasets(prof)
+    ds_names = dataset_registry.resolve(datasets if isinstance(datasets, str) else ",".join(datasets))
+    ratios = run.ratios if ratios is None else ratios
+    ratio_list = parse_ratios(ratios) if isinstance(ratios, str) else check_ratios(ratios)
+    seeds = run.seeds if seeds is None else seeds
+    seed_list = parse_seeds(seeds) if isinstance(seeds, str) else check_seeds(seeds)
+    filters = run.filters if filters is None else filters
+    texts = [f.strip() for f in (filters.split(",") if isinstance(filters, str) else filters)] or ["none"]
+    chosen: dict[str, tuple[str, filtering.FilterSpec | None]] = {}
+    for text in texts:
+        spec = filtering.parse(text)
+        chosen.setdefault(spec.label if spec else "none", (text or "none", spec))
+    explicit = dict(data_roots or {})
+    for name in [*explicit, *run.data_roots]:
+        dataset_registry.get(name)
+    unused = sorted(set(explicit) - set(ds_names))
+    if unused:
+        raise BenchError(f"--data-root {unused[0]}=... names a dataset this grid does not run (--datasets "
+                         f"{','.join(ds_names)}): add it to --datasets or drop the --data-root")  # fmt: skip
+    # the config's roots of datasets this grid does not run are left out; a root given here replaces the config's
+    roots = {n: r for n, r in run.data_roots.items() if n in ds_names} | explicit
+    jobs = run.jobs if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise BenchError(f"bad jobs={jobs!r}: run at least 1 cell at a time (--jobs 1)")
+    backend = run.backend if backend is None else backend
+    if backend not in ("loky", "dask"):
+        raise BenchError(f"unknown backend '{backend}': choose loky or dask")
+    prof.run = dataclasses.replace(
+        run, models=",".join(model_names), datasets=",".join(ds_names), ratios=",".join(map(number_text, ratio_list)),
+        seeds=",".join(map(str, seed_list)), filters=[t for t, _ in chosen.values()], jobs=jobs, backend=backend,
+        data_roots={n: str(Path(r).expanduser().absolute()) for n, r in roots.items()},
+    )  # fmt: skip
+    return _Selection(model_names, ds_names, ratio_list, seed_list, [f for _, f in chosen.values()], roots, jobs,
+                      backend)  # fmt: skip
+
+
 def plan(
-    models: str | Iterable[str] = "all",
+    models: str | Iterable[str] | None = None,
     datasets: str | Iterable[str] | None = None,
     ratios: str | Iterable[float] | None = None,
-    seeds: str | Iterable[int] = (0,),
+    seeds: str | Iterable[int] | None = None,
     *,
     profile: str | None = None,
     out: str | Path = "results",
@@ -156,47 +217,28 @@ def plan(
     data_roots: dict[str, str] | None = None,
     config: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
-    filters: str | Iterable[str] = ("none",),
+    filters: str | Iterable[str] | None = None,
     plugins: Iterable[str] = (),
-    backend: str = "loky",
+    backend: str | None = None,
     scheduler: str | None = None,
     command: str = "",
     check_out: bool = True,
     **sets: Any,
 ) -> tuple[grid.GridSpec, list[grid.PlannedCell]]:
     """Validate everything a grid needs (before any expensive work) and plan its cells: (spec, planned cells).
-    ``datasets``, ``ratios`` and ``jobs`` default to the profile's ``run.datasets`` / ``run.ratios`` / ``run.jobs``."""
+    The selection (``models``, ``datasets``, ``ratios``, ``seeds``, ``filters``, ``data_roots``, ``jobs``,
+    ``backend``) defaults to the profile's ``run.*`` (a config file's, else the profile's: all models, its default
+    datasets, ``run.ratios``, seed 0, unfiltered, embedded data, ``run.jobs``, loky); ``data_roots`` given here
+    replace the config's for the same dataset."""
     loaded = loading.load_all(list(plugins))
     prof = _profile(profile, config, overrides, sets)
-    model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
-    if datasets is None:
-        datasets = _default_datasets(prof)
-    if ratios is None:
-        ratios = prof.run.ratios
-    if jobs is None:
-        jobs = prof.run.jobs
-    ds_names = dataset_registry.resolve(datasets if isinstance(datasets, str) else ",".join(datasets))
-    ratio_list = _list(ratios, parse_ratios) if isinstance(ratios, str) else check_ratios(ratios)
-    seed_list = _list(seeds, parse_seeds) if isinstance(seeds, str) else check_seeds(seeds)
-    filter_texts = [f.strip() for f in (filters.split(",") if isinstance(filters, str) else filters)]
-    filter_specs = list({(s.label if s else "none"): s for s in map(filtering.parse, filter_texts)}.values()) or [None]
-    roots = dict(data_roots or {})
-    for name in roots:
-        dataset_registry.get(name)
-    unused = sorted(set(roots) - set(ds_names))
-    if unused:
-        raise BenchError(f"--data-root {unused[0]}=... names a dataset this grid does not run (--datasets "
-                         f"{','.join(ds_names)}): add it to --datasets or drop the --data-root")  # fmt: skip
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise BenchError(f"bad jobs={jobs!r}: run at least 1 cell at a time (--jobs 1)")
-    if backend not in ("loky", "dask"):
-        raise BenchError(f"unknown backend '{backend}': choose loky or dask")
-    if scheduler is not None and backend != "dask":
+    sel = _selection(prof, models, datasets, ratios, seeds, filters, data_roots, jobs, backend)
+    if scheduler is not None and sel.backend != "dask":
         raise BenchError(f"--scheduler {scheduler} is a Dask scheduler: add --backend dask (or drop --scheduler)")
     check_inception_weights(prof)
     spec = grid.GridSpec(
-        prof, Path(out), ds_names, model_names, ratio_list, seed_list, roots, filter_specs, jobs, backend, scheduler,
-        [p.ref for p in loaded], command,
+        prof, Path(out), sel.datasets, sel.models, sel.ratios, sel.seeds, sel.data_roots, sel.filters, sel.jobs,
+        sel.backend, scheduler, [p.ref for p in loaded], command,
     )  # fmt: skip
     planned = grid.plan(spec)  # checks the data roots; reads no images and writes nothing
     if check_out:
@@ -260,17 +302,19 @@ def execute(spec: grid.GridSpec, planned: list[grid.PlannedCell], progress: Prog
     return Outcome([r for p in planned if (r := spec.store.finished(p.job.folder)) is not None], report_path)
 
 
-def print_config(models: str | Iterable[str] = "all", datasets: str | Iterable[str] | None = None, *,
+def print_config(models: str | Iterable[str] | None = None, datasets: str | Iterable[str] | None = None,
+                 ratios: str | Iterable[float] | None = None, seeds: str | Iterable[int] | None = None, *,
                  profile: str | None = None, config: str | Path | None = None, overrides: dict | None = None,
-                 plugins: Iterable[str] = (), **sets: Any) -> str:  # fmt: skip
-    """The fully resolved configuration as TOML (feed it back with ``config=``/``--config`` for the same cells)."""
+                 filters: str | Iterable[str] | None = None, data_roots: dict[str, str] | None = None,
+                 jobs: int | None = None, backend: str | None = None, plugins: Iterable[str] = (),
+                 **sets: Any) -> str:  # fmt: skip
+    """The fully resolved configuration as TOML, the grid's selection in its ``[run]`` table (models, datasets,
+    ratios, seeds, filters, data roots, jobs, backend; the arguments as :func:`plan` takes them): fed back with
+    ``config=`` / ``--config``, :func:`plan` gives the same cells (the same digests)."""
     loading.load_all(list(plugins))
     prof = _profile(profile, config, overrides, sets)
-    model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
-    if datasets is None:
-        datasets = _default_datasets(prof)
-    ds = dataset_registry.resolve(datasets if isinstance(datasets, str) else ",".join(datasets))
-    return to_toml(prof, model_names, ds)
+    sel = _selection(prof, models, datasets, ratios, seeds, filters, data_roots, jobs, backend)
+    return to_toml(prof, sel.models, sel.datasets)
 
 
 def build_split(

@@ -80,22 +80,48 @@ def models(plugin_refs) -> None:
 
 
 @cli.command()
+@click.option("--ratio", default=30.0, show_default=True, type=float, help="outlier ratio (percent) of the needs")
+@profile_options
 @_plugin_option
-def datasets(plugin_refs) -> None:
-    """List the registered datasets, corruptions and outlier detectors."""
-    from bench import detectors, loading, plugins
+def datasets(ratio, profile, config_file, sets, plugin_refs) -> None:
+    """List the registered datasets (with each profile's image needs), corruptions and outlier detectors.
+
+    Without --profile, --config or --set: every profile's needs; with them: the resolved profile's."""
+    from bench import api, detectors, loading, plugins
+    from bench.config import load_profile
     from bench.datasets import corruptions, registry
 
     loading.load_all(list(plugin_refs))
+    (ratio,) = api.check_ratios([ratio])
+    chosen = profile is not None or config_file is not None or sets
+    profiles = [load_profile(profile, config_file, sets)] if chosen else [load_profile(p) for p in PROFILE_NAMES]
     for name in registry.names():
         spec = registry.get(name)
         everywhere = set(spec.default) == set(PROFILE_NAMES)
         default = ", default" if everywhere else f", default in {'/'.join(spec.default)}" if spec.default else ""
         click.echo(f"dataset    {name:12s} {spec.title} [{plugins.origin(spec.module)}{default}] {spec.description}")
+        click.echo(f"             image needs (set a count with --set data.{name}.<key>=N), outliers at r = {ratio:g} %:")
+        for prof in profiles:
+            click.echo(f"             {prof.name:6s}  {_image_needs(prof.data.dataset(name), ratio)}")
     for kind, listed in (("corruption", corruptions), ("detector", detectors)):
         for name in listed.names():
             spec = listed.get(name)
             click.echo(f"{kind:10s} {name:12s} [{plugins.origin(spec.fn.__module__)}] {spec.description}")
+
+
+def _image_needs(settings, ratio: float) -> str:
+    """One profile's needs of one dataset, each count under its ``data.<dataset>.<key>`` (the count error's words)."""
+    from bench.config import COUNT_KEYS
+    from bench.datasets import counts_for
+
+    c = counts_for(settings, ratio)
+    held = " + ".join(str(getattr(settings, k)) for k in COUNT_KEYS[1:3])
+    line = (f"{c.inliers_needed:,} inlier images = {' + '.join(f'{getattr(settings, k)} {k}' for k in COUNT_KEYS)}; "
+            f"{c.outliers_needed:,} outlier images = {held} + {c.train_outliers} training outliers")  # fmt: skip
+    if hasattr(settings, "pool_per_half"):  # one folder cut in two halves: each half holds one of the two needs
+        folder = 2 * max(c.inliers_needed, c.outliers_needed)
+        line += f"; pool_per_half {settings.pool_per_half}: a folder of at least {folder:,} images"
+    return line
 
 
 @cli.group()
@@ -160,19 +186,22 @@ def _overrides(sets) -> dict:
 
 
 @cli.command()
-@click.option("--models", "models_", default="all", show_default=True, help="all or a comma list")
+@click.option("--models", "models_", default=None, help="all or a comma list (default: run.models, all)")
 @click.option("--datasets", "datasets_", default=None, help="comma list (default: the profile's run.datasets)")
 @click.option("--ratios", default=None, help="outlier ratios in percent (default: the profile's run.ratios)")
-@click.option("--seeds", default="0", show_default=True)
+@click.option("--seeds", default=None, help="comma list of seeds (default: run.seeds, 0)")
 @data_root_options
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
 @click.option("--jobs", default=None, type=int, help="cells in parallel, worker processes (default: run.jobs)")
-@click.option("--backend", default="loky", show_default=True, help="loky or dask")
+@click.option("--backend", default=None, help="loky or dask (default: run.backend, loky)")
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
 @click.option("--filter", "filters", multiple=True, metavar="DETECTOR:FRACTION",
-              help="train behind a label-free outlier filter, e.g. pca:0.3 (repeatable; 'none' = unfiltered)")
+              help="train behind a label-free outlier filter, e.g. pca:0.3 (repeatable; 'none' = unfiltered; "
+                   "default: run.filters)")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="list the cells (done / todo / stale) and exit")
-@click.option("--print-config", is_flag=True, help="print the fully resolved configuration as TOML and exit")
+@click.option("--print-config", is_flag=True,
+              help="print the fully resolved configuration as TOML, the grid's selection included, and exit "
+                   "(--config of it plans the same cells)")  # fmt: skip
 @click.option("--no-report", is_flag=True, help="do not write the report at the end")
 @click.option("--inception-weights", default=None, help="local InceptionV3 weights file for FID (never downloaded)")
 @profile_options
@@ -191,14 +220,16 @@ def run(models_, datasets_, ratios, seeds, data_roots, out, jobs, backend, sched
             if not Path(inception_weights).is_file():
                 raise BenchError(f"--inception-weights {inception_weights}: file not found")
             overrides["eval.inception_weights"] = inception_weights
+        # An option not given is None: the --config file's run.* (else the profile's) decides it.
+        selection = dict(jobs=jobs, data_roots=roots, filters=filters or None, backend=backend)
         if print_config:
-            toml = api.print_config(models_, datasets_, profile=profile, config=config_file, overrides=overrides,
-                                    plugins=plugin_refs)  # fmt: skip
+            toml = api.print_config(models_, datasets_, ratios, seeds, profile=profile, config=config_file,
+                                    overrides=overrides, plugins=plugin_refs, **selection)  # fmt: skip
         else:
             spec, planned = api.plan(
-                models_, datasets_, ratios, seeds, profile=profile, out=out, jobs=jobs, data_roots=roots,
-                config=config_file, overrides=overrides, filters=filters or ("none",), plugins=plugin_refs,
-                backend=backend, scheduler=scheduler, command=provenance.command_line(), check_out=not dry_run,
+                models_, datasets_, ratios, seeds, profile=profile, out=out, config=config_file, overrides=overrides,
+                plugins=plugin_refs, scheduler=scheduler, command=provenance.command_line(), check_out=not dry_run,
+                **selection,
             )  # fmt: skip
     if print_config:
         click.echo(toml, nl=False)

@@ -25,6 +25,9 @@ PROFILE_PURPOSE = {
     "cpu": "a laptop: 32 px, a few thousand images, one dataset's grid in about an hour on 2 cores",
     "paper": "the paper's protocol (64 px, 400 epochs, batch 10): a GPU",
 }
+BACKENDS = ("loky", "dask")
+# run.* settings that are comma lists on the command line (--models a,b): a TOML list or a number is accepted too.
+_LIST_TEXT = ("datasets", "ratios", "seeds", "models")
 
 
 @dataclass
@@ -81,15 +84,29 @@ class RunConfig:
     grid_samples: int = 100
     # Where models train and sample: "cpu", "cuda" or "cuda:N". Data, classifier and metrics stay on the CPU.
     device: str = "cpu"
-    # What `bench run` does without --datasets / --ratios / --jobs ("" datasets = the datasets registered as this
-    # profile's defaults).
+    # What `bench run` runs when an option is not given on the command line: the grid's selection (--datasets,
+    # --ratios, --jobs, --models, --seeds, --filter, --data-root, --backend). "" datasets = the datasets registered
+    # as this profile's defaults; no data root = the dataset's embedded synthetic data. `--print-config` writes the
+    # resolved selection, so that `--config` of its output plans the same cells. None of it is part of a cell's
+    # identity (the data's content is, not its path).
     datasets: str = ""
     ratios: str = "0,5,...,30"
     jobs: int = 1
+    models: str = "all"
+    seeds: str = "0"
+    filters: list[str] = field(default_factory=lambda: ["none"])
+    data_roots: dict[str, str] = field(default_factory=dict)  # {dataset: folder}, e.g. {"folder": "/data/mine"}
+    backend: str = "loky"
 
     def __post_init__(self) -> None:
         fields.require_non_negative(self, ("threads", "grid_samples"))
         fields.require_positive(self, ("checkpoint_every_s", "jobs"))
+        fields.require(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        example = 'e.g. filters = ["none", "pca:0.3"]'
+        fields.require(all(isinstance(f, str) for f in self.filters), f"filters must be strings, {example}")
+        for name, root in self.data_roots.items():
+            fields.require(isinstance(root, str) and bool(root.strip()),
+                           f'data_roots.{name} must be a folder, e.g. {name} = "/data/mine", got {root!r}')  # fmt: skip
 
 
 @dataclass
@@ -159,6 +176,47 @@ def _profile_base(name: str) -> Profile:
     raise BenchError(f"unknown profile '{name}': choose one of {', '.join(PROFILE_NAMES)}")
 
 
+# ------------------------------------------------------------------------------------------------ image counts
+
+# The counts every dataset has (``data.<dataset>.<key>``), in the order a split draws them, and the smallest value
+# a suggested count is scaled down to (the sizes the test suite's tiny runs use: a split, a classifier and the
+# metrics still work; a count the user set lower is kept).
+COUNT_KEYS = ("inliers", "classifier_train_per_class", "classifier_test_per_class", "reference")
+MIN_COUNTS = {"inliers": 16, "classifier_train_per_class": 8, "classifier_test_per_class": 4, "reference": 8}
+
+
+def image_needs(counts: dict[str, int], ratio: float) -> tuple[int, int]:
+    """(inlier images, outlier images) a split with these counts draws at ``ratio`` percent."""
+    from bench.datasets import n_outliers_for
+
+    held = counts["classifier_train_per_class"] + counts["classifier_test_per_class"]
+    return sum(counts[k] for k in COUNT_KEYS), held + n_outliers_for(ratio, counts["inliers"])
+
+
+def fitting_counts(
+    settings: Any, ratio: float, have_inliers: int, have_outliers: int
+) -> tuple[dict[str, int], float] | None:
+    """Counts that fit pools of ``have_inliers`` / ``have_outliers`` images at ``ratio``: each of ``settings``'
+    counts scaled by one factor (the largest that fits, in 1 % steps), rounded down and kept at least its
+    ``MIN_COUNTS``; with the factor. None when even the smallest counts do not fit."""
+    current = {k: int(getattr(settings, k)) for k in COUNT_KEYS}
+    smallest = {k: min(v, MIN_COUNTS[k]) for k, v in current.items()}
+
+    def fits(c: dict[str, int]) -> bool:
+        need_in, need_out = image_needs(c, ratio)
+        return need_in <= have_inliers and need_out <= have_outliers
+
+    need_in, need_out = image_needs(current, ratio)
+    factor = min(1.0, have_inliers / need_in, have_outliers / max(1, need_out))
+    while True:
+        scaled = {k: max(smallest[k], int(v * factor)) for k, v in current.items()}
+        if fits(scaled):
+            return scaled, factor
+        if scaled == smallest:
+            return None
+        factor *= 0.99
+
+
 def default_profile(name: str) -> Profile:
     """Profile ``name`` with every registered dataset's defaults and no overrides."""
     from bench.datasets import registry
@@ -216,7 +274,24 @@ def _apply(target: Any, key: str, dotted: str, value: Any) -> None:
         return
     if dataclasses.is_dataclass(current) or (isinstance(current, dict) and head != "params"):
         raise BenchError(f"bad setting '{key}': name a field inside '{head}', e.g. {head}.<field>=VALUE")
+    if isinstance(target, RunConfig) and head in _LIST_TEXT and not isinstance(value, str):
+        value = _list_text(key, value)  # run.seeds = [0, 1] or --set run.ratios=30: the comma list "0,1" / "30"
     setattr(target, head, fields.coerce(key, current, value))
+
+
+def number_text(v: float | int) -> str:
+    """A ratio or seed as a comma list writes it: ``30``, ``12.5`` (exact: ``float`` of it gives ``v`` back)."""
+    if isinstance(v, int):
+        return str(v)
+    short = f"{v:g}"
+    return short if float(short) == v else repr(float(v))
+
+
+def _list_text(key: str, value: Any) -> Any:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if all(isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in items):
+        return ",".join(v if isinstance(v, str) else number_text(v) for v in items)
+    return value  # coerce names the bad value
 
 
 def _flatten(prefix: str, table: dict[str, Any]) -> list[tuple[str, Any]]:
