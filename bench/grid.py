@@ -60,19 +60,37 @@ class PlannedCell:
 
 def check_pool_sizes(dataset: Any, root: Path, ratio: float) -> None:
     """Enough image files for the profile's counts at the largest ratio (counted, not decoded: unreadable files can
-    still make the split fail later, with the count of what was skipped)."""
+    still make the split fail later, with the count of what was skipped). Too few: one line with what each count
+    takes and ``--set`` values that fit the folder (every count scaled down by one factor)."""
+    from bench.config import COUNT_KEYS, MIN_COUNTS, fitting_counts, image_needs
     from bench.datasets import counts_for
 
-    counts = counts_for(dataset.settings, ratio)
+    s, name = dataset.settings, dataset.name
+    counts = counts_for(s, ratio)
     pools = dataset.open(root, 0, counts.inliers_needed)
-    for what, pool, need in (("inlier", pools.inliers, counts.inliers_needed),
-                             ("outlier", pools.outliers, counts.outliers_needed)):  # fmt: skip
-        if len(pool) < need:
-            raise BenchError(
-                f"not enough {dataset.name} {what} images in {root}: the profile needs {need} at r = {ratio:g} %, the "
-                f"folder has {len(pool)}; use more images, a smaller profile (--profile smoke) or lower counts "
-                f"(e.g. --set data.{dataset.name}.inliers=N)"
-            )
+    have_in, have_out = len(pools.inliers), len(pools.outliers)
+    short = [w for w, have, need in (("inlier", have_in, counts.inliers_needed),
+                                     ("outlier", have_out, counts.outliers_needed)) if have < need]  # fmt: skip
+    if not short:
+        return
+    has = "each half of the folder has" if hasattr(s, "pool_per_half") else "the folder has"  # corrupted: halves
+    held = " + ".join(f"{getattr(s, k)} {k}" for k in COUNT_KEYS[1:3])
+    needs = (f"at r = {ratio:g} % the profile needs {' + '.join(f'{getattr(s, k)} {k}' for k in COUNT_KEYS)} = "
+             f"{counts.inliers_needed} inlier images ({has} {have_in}) and {held} + {counts.train_outliers} training "
+             f"outliers = {counts.outliers_needed} outlier images ({has} {have_out})")  # fmt: skip
+    fit = fitting_counts(s, ratio, have_in, have_out)
+    if fit is None:
+        smallest = {k: min(getattr(s, k), MIN_COUNTS[k]) for k in COUNT_KEYS}
+        least = image_needs(smallest, ratio)
+        listed = ", ".join(f"{k}={v}" for k, v in smallest.items())
+        fix = (f"the folder is too small even for the smallest counts ({listed}: {least[0]} inlier and {least[1]} "
+               f"outlier images): add images")  # fmt: skip
+    else:
+        scaled, factor = fit
+        sets = " ".join(f"--set data.{name}.{k}={v}" for k, v in scaled.items())
+        fix = (f"counts that fit the folder: {sets} (every count x {factor:.2f}, rounded down); or add images"
+               + (", or lower the largest --ratios" if "outlier" in short else ""))
+    raise BenchError(f"not enough {name} {' and '.join(short)} images in {root}: {needs}; {fix}")
 
 
 def plan(spec: GridSpec) -> list[PlannedCell]:
