@@ -80,3 +80,90 @@ def test_cuda_device_without_cuda_says_how_to_fix():
     with pytest.raises(BenchError, match="run.device=cpu"):
         load_profile("smoke", sets=["run.device=cuda"])
     assert load_profile("smoke", sets=["run.device=cpu"]).run.device == "cpu"
+
+
+# ------------------------------------------------------------------------------------- the grid's selection
+
+
+def test_run_selection_settings_and_their_defaults():
+    from bench.config import RunConfig
+
+    run = load_profile("cpu").run
+    selection = (run.models, run.datasets, run.seeds, run.filters, run.data_roots, run.backend)
+    assert selection == ("all", "", "0", ["none"], {}, "loky")
+    p = load_profile("smoke", sets=["run.seeds=[0, 1]", "run.ratios=30", "run.models=gan,vqvae", "run.backend=dask",
+                                    'run.filters=["none", "pca:0.3"]', "run.data_roots.folder=/data/mine"])  # fmt: skip
+    assert (p.run.seeds, p.run.ratios, p.run.models, p.run.backend) == ("0,1", "30", "gan,vqvae", "dask")
+    assert p.run.filters == ["none", "pca:0.3"] and p.run.data_roots == {"folder": "/data/mine"}
+    assert load_profile("smoke", sets=["run.ratios=[0, 12.5, 30]"]).run.ratios == "0,12.5,30"
+    assert RunConfig().filters is not RunConfig().filters  # no list shared between profiles
+
+
+@pytest.mark.parametrize(
+    "sets, fragment",
+    [
+        (["run.backend=spark"], "backend must be one of loky, dask"),
+        (["run.filters=pca"], "bad value for 'run.filters'"),
+        (["run.data_roots=x"], "name a field inside 'data_roots'"),
+        (["run.data_roots.folder=3"], "data_roots.folder must be a folder"),
+        (["run.seeds=true"], "bad value for 'run.seeds'"),
+    ],
+)
+def test_bad_run_selection_is_one_clear_error(sets, fragment):
+    with pytest.raises(BenchError, match=fragment):
+        load_profile("smoke", None, sets)
+
+
+def test_a_stored_profile_without_the_selection_still_loads():
+    """Cells stored before run.models/seeds/filters/data_roots/backend existed: their profile loads with defaults."""
+    from bench.config import Profile
+
+    d = load_profile("smoke").to_dict()
+    for k in ("models", "seeds", "filters", "data_roots", "backend"):
+        del d["run"][k]
+    assert Profile.from_dict(d).run == load_profile("smoke").run
+
+
+# ----------------------------------------------------------------------------------------------- image counts
+
+
+@pytest.mark.parametrize("ratio", [0, 10, 30, 60])
+@pytest.mark.parametrize("dataset", ["folder", "corrupted"])
+@pytest.mark.parametrize("profile", ["smoke", "demo", "cpu", "paper"])
+def test_fitting_counts_fit_and_keep_the_minimums(profile, dataset, ratio):
+    from bench.config import COUNT_KEYS, MIN_COUNTS, fitting_counts, image_needs
+
+    s = load_profile(profile).data.dataset(dataset)
+    need_in, need_out = image_needs({k: getattr(s, k) for k in COUNT_KEYS}, ratio)
+    for have_in, have_out in [(need_in - 1, need_out), (need_in, need_out // 3), (need_in // 2, need_out // 2),
+                              (60, 40), (36, 19 if ratio <= 30 else 40)]:  # fmt: skip
+        fit = fitting_counts(s, ratio, have_in, have_out)
+        assert fit is not None, (have_in, have_out)
+        counts, factor = fit
+        got_in, got_out = image_needs(counts, ratio)
+        assert got_in <= have_in and got_out <= have_out and 0 < factor < 1
+        assert all(counts[k] >= MIN_COUNTS[k] and counts[k] <= getattr(s, k) for k in COUNT_KEYS)
+        assert got_in >= 0.9 * have_in or got_out >= 0.9 * have_out or counts == MIN_COUNTS  # not far below
+    assert fitting_counts(s, ratio, 35, 1_000) is None and fitting_counts(s, ratio, 1_000, 11) is None
+
+
+def test_bench_datasets_states_each_profiles_image_needs(capsys):
+    from bench.cli import main
+    from bench.datasets import counts_for, registry
+
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("folder", "facemask", "corrupted", "roomcrop"):
+        block = out.split(f"dataset    {name} ", 1)[1].split("\ndataset ", 1)[0]
+        assert f"--set data.{name}.<key>=N" in block and "r = 30 %" in block
+        for profile in ("smoke", "demo", "cpu", "paper"):
+            s = registry.get(name).settings_for(profile)
+            c = counts_for(s, 30)
+            line = next(ln for ln in block.splitlines() if ln.split()[:1] == [profile])
+            assert (f"{c.inliers_needed:,} inlier images = {s.inliers} inliers + {s.classifier_train_per_class} "
+                    f"classifier_train_per_class + {s.classifier_test_per_class} classifier_test_per_class + "
+                    f"{s.reference} reference; {c.outliers_needed:,} outlier images") in line  # fmt: skip
+    assert main(["datasets", "--profile", "cpu", "--ratio", "10", "--set", "data.folder.inliers=700"]) == 0
+    block = capsys.readouterr().out.split("dataset    folder ", 1)[1].split("\ndataset ", 1)[0]
+    assert "r = 10 %" in block and [ln.split()[0] for ln in block.splitlines()[2:]] == ["cpu"]
+    assert "3,500 inlier images = 700 inliers + 900" in block and "+ 78 training outliers" in block
