@@ -231,6 +231,10 @@ def test_count_error_breakdown_adds_up(tmp_path, capsys):
     assert "lower the largest --ratios" not in err  # the outliers fit: only the inliers are short
     counts = dict(re.findall(r"--set data\.folder\.(\w+)=(\d+)", err))
     assert sum(map(int, counts.values())) <= 500 and int(counts["inliers"]) < 150
+    # docs/data.md shows this very error
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
+    shown = re.search(r"```text\n(error: not enough folder .*?)\n```", docs, re.S)
+    assert shown and shown.group(1) == err.strip().replace(str(root), "mydata"), "docs/data.md's count error is stale"
 
 
 def test_folder_too_small_for_any_counts(tmp_path, capsys):
