@@ -256,10 +256,10 @@ def check_inception_weights(prof: Profile) -> None:
 
 
 def run(
-    models: str | Iterable[str] = "all",
+    models: str | Iterable[str] | None = None,
     datasets: str | Iterable[str] | None = None,
     ratios: str | Iterable[float] | None = None,
-    seeds: str | Iterable[int] = (0,),
+    seeds: str | Iterable[int] | None = None,
     *,
     profile: str | None = None,
     out: str | Path = "results",
@@ -368,8 +368,14 @@ def score(
         (ratio,) = check_ratios([ratio])
     if data_root is not None:
         open_dataset_checked(prof, dataset, data_root)
-    sample_set = samples_io.read_samples(samples, prof.data.size)
     store = ResultsStore(out)
+    data = None
+    if append_to is not None:  # the data that scores it: its protocol must be one of the folder's for this dataset
+        from bench import identity, report
+
+        data = identity.data_of(prof, dataset, data_root, store.cache_dir)
+        report.refuse_incomparable(store, dataset, data["protocol_digest"], data["description"], prof.name)
+    sample_set = samples_io.read_samples(samples, prof.data.size)
     root = None if data_root is None else str(data_root)
     split = open_split(prof, dataset, 0.0 if ratio is None else ratio, seed, store, root, progress)
     t0 = time.perf_counter()
@@ -387,18 +393,19 @@ def score(
     result["notes"] = sample_set.notes + ([skipped_line(split)] if skipped_line(split) else [])
     if append_to is not None:
         folder = _append_external(store, prof, split, dataset, model_name, ratio, seed, sample_set, scored, result,
-                                  replace)  # fmt: skip
+                                  replace, data)  # fmt: skip
         result["cell"] = str(folder)
     return result
 
 
 def _append_external(store: ResultsStore, prof: Profile, split: Split, dataset: str, model: str, ratio: float,
                      seed: int, sample_set: Any, scored: Score, result: dict[str, Any],
-                     replace: bool) -> Path:  # fmt: skip
+                     replace: bool, data: dict[str, Any]) -> Path:  # fmt: skip
     from bench import identity, provenance
     from bench.classifiers.features import images_sha256
 
-    ident = identity.external_identity(dataset, model, images_sha256(sample_set.images), prof, ratio, seed)
+    ident = identity.external_identity(dataset, model, images_sha256(sample_set.images), prof, ratio, seed,
+                                       data["source"])  # fmt: skip
     cell = Cell(dataset, model, ratio, seed)
     folder = store.cell_folder(cell, ident.config_digest)
     others = {d: r for d, r in store.finished_variants(cell).items() if d != ident.config_digest}
@@ -410,11 +417,13 @@ def _append_external(store: ResultsStore, prof: Profile, split: Split, dataset: 
     record = CellRecord(
         **dataclasses.asdict(cell), variant="external", profile=prof.name, size=prof.data.size,
         n_inliers=split.n_inliers, n_outliers=split.n_outliers, n_samples=scored.n, score=scored, kind="external",
-        commit=provenance.LOADED_COMMIT, config_digest=ident.config_digest, settings_digest=ident.settings_digest,
+        commit=provenance.LOADED_COMMIT, protocol_digest=ident.protocol_digest, config_digest=ident.config_digest,
+        settings_digest=ident.settings_digest,
     )  # fmt: skip
     store.begin_cell(folder, {
         "cell": dataclasses.asdict(cell), "config_digest": ident.config_digest, "settings_digest": ident.settings_digest,
         "variant": "external", "settings": ident.settings, "profile": prof.to_dict(), "external": True,
+        "protocol": {"digest": ident.protocol_digest, "data": data["description"]},
         "samples_source": sample_set.source, "split": split.meta, "provenance": provenance.environment(),
         "plugins": _plugins.provenance(),
     })  # fmt: skip
