@@ -32,13 +32,31 @@ from bench.config import PROFILE_NAMES, Profile, load_profile, to_toml
 from bench.datasets import Split, skipped_line
 from bench.datasets import registry as dataset_registry
 from bench.evaluator import Evaluator, Metrics
+from bench.inputs import _list, check_ratios, check_seeds, parse_data_roots, parse_ratios, parse_seeds
 from bench.models import registry
-from bench.progress import LineProgress
 from bench.plugin import (
-    BenchError, Checkpointer, CorruptedDataset, CorruptedSettings, Dataset, DatasetCounts, FitConfig, FitResult,
-    GenerativeModel, PaperValues, PoolPair, Progress, TwoFolderDataset, null_progress, register_corruption,
-    register_dataset, register_detector, register_model, to_float, to_uint8,
+    BenchError,
+    Checkpointer,
+    CorruptedDataset,
+    CorruptedSettings,
+    Dataset,
+    DatasetCounts,
+    FitConfig,
+    FitResult,
+    GenerativeModel,
+    PaperValues,
+    PoolPair,
+    Progress,
+    TwoFolderDataset,
+    null_progress,
+    register_corruption,
+    register_dataset,
+    register_detector,
+    register_model,
+    to_float,
+    to_uint8,
 )  # fmt: skip
+from bench.progress import LineProgress
 from bench.record import Cell, CellRecord
 from bench.scoring import Score, score_samples
 from bench.store import ResultsStore, frame
@@ -60,78 +78,6 @@ def _overrides(overrides: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict
     items = dict(overrides or {})
     items.update({k.replace("__", "."): v for k, v in kwargs.items()})
     return items
-
-
-def _list(value: Any, parse) -> list:
-    if isinstance(value, str):
-        return parse(value)
-    return list(value)
-
-
-def parse_ratios(text: str) -> list[float]:
-    """``0,5,10`` or the range form ``0,5,...,30`` -> [0.0, 5.0, ...] (percent)."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    try:
-        if "..." in parts:
-            i = parts.index("...")
-            if i < 2 or i != len(parts) - 2:
-                raise ValueError
-            a, b, end = float(parts[i - 2]), float(parts[i - 1]), float(parts[i + 1])
-            step = b - a
-            if step <= 0:
-                raise ValueError
-            head = [float(p) for p in parts[: i - 2]]
-            n = int(round((end - a) / step))
-            values = head + [a + k * step for k in range(n + 1) if a + k * step <= end + 1e-9]
-        else:
-            values = [float(p) for p in parts]
-    except ValueError:
-        raise BenchError(f"bad --ratios '{text}': use percents like 0,5,10 or the range form 0,5,...,30") from None
-    return check_ratios(values)
-
-
-def check_ratios(values: Iterable[Any]) -> list[float]:
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
-            raise BenchError(f"bad outlier ratio {v!r}: ratios are percents in [0, 100), e.g. --ratios 0,10,30")
-        if not 0 <= v < 100:
-            raise BenchError(f"bad outlier ratio {v:g} in --ratios: must be in [0, 100) percent")
-        out.append(float(v))
-    if not out:
-        raise BenchError("no ratio given: pass --ratios, e.g. --ratios 0,5,...,30")
-    return list(dict.fromkeys(out))
-
-
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in str(text).split(",") if s.strip()]
-    except ValueError:
-        raise BenchError(f"bad --seeds '{text}': use non-negative integers like 0 or 0,1,2") from None
-    return check_seeds(seeds)
-
-
-def check_seeds(values: Iterable[Any]) -> list[int]:
-    out = []
-    for s in values:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**31:
-            raise BenchError(f"bad seed {s!r}: seeds are integers in [0, 2^31), e.g. --seeds 0,1,2")
-        out.append(int(s))
-    if not out:
-        raise BenchError("no seed given: pass --seeds 0")
-    return list(dict.fromkeys(out))
-
-
-def parse_data_roots(items: Iterable[str], known: Iterable[str] | None = None) -> dict[str, str]:
-    """``NAME=PATH`` items -> {name: path}; names must be registered datasets."""
-    roots = {}
-    for item in items:
-        name, eq, path = item.partition("=")
-        if not eq or not name.strip() or not path.strip():
-            raise BenchError(f"bad --data-root '{item}': expected NAME=PATH, e.g. --data-root facemask=/data/FaceMaskLite")
-        dataset_registry.get(name.strip())
-        roots[name.strip()] = path.strip()
-    return roots
 
 
 def _profile(profile: str | None, config: str | Path | None, overrides: dict | None, kwargs: dict) -> Profile:
