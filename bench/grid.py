@@ -8,6 +8,7 @@ runs.csv, and only for cells finished in this run: a rerun with nothing new to d
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -369,6 +370,11 @@ def connect_scheduler(address: str, timeout: float = DASK_CONNECT_TIMEOUT_S) -> 
                          f"tcp://HOST:8786, or drop --scheduler for a local cluster") from None  # fmt: skip
 
 
+def check_scheduler(address: str) -> None:
+    """Fail fast, before any preparation, when ``--scheduler ADDRESS`` does not answer (a BenchError naming it)."""
+    _close(connect_scheduler(address))
+
+
 def _dask_client(spec: GridSpec, progress: Progress) -> Any:
     try:
         from distributed import Client
@@ -381,6 +387,8 @@ def _dask_client(spec: GridSpec, progress: Progress) -> Any:
         # never share a process at the same time).
         client = Client(processes=True, n_workers=spec.jobs, threads_per_worker=1, set_as_default=False)
     client.subscribe_topic(PROGRESS_TOPIC, lambda event: note(progress, str(event[1]), phase=None))
+    # A lost scheduler is said in one line (_dask_result); the client's own log would add tracebacks.
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     return client
 
 
@@ -389,6 +397,21 @@ def _close(client: Any) -> None:
         client.close(timeout=5)
     except Exception:  # a scheduler already gone: nothing left to release
         pass
+    logging.getLogger("distributed.client").setLevel(logging.NOTSET)
+
+
+def _for_workers(job: Any) -> Any:
+    """The job with the paths a worker opens (--out, the data root, --plugin files) made absolute: a Dask worker's
+    working directory is its own, not the driver's. The cell is the same (its identity was computed here)."""
+    import dataclasses
+    import os
+
+    def absolute(path: str | None) -> str | None:
+        return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+    plugins = [absolute(r) if (r.endswith(".py") or "/" in r) and os.path.exists(os.path.expanduser(r)) else r
+               for r in job.plugins]  # fmt: skip
+    return dataclasses.replace(job, out=absolute(job.out), data_root=absolute(job.data_root), plugins=plugins)
 
 
 def _task_key(job: Any) -> str:
@@ -411,10 +434,10 @@ def _dask_round(client: Any, spec: GridSpec, jobs: list[Any], progress: Progress
     if n_gpu and not any((w.get("resources") or {}).get("GPU") for w in workers.values()):
         note(progress, f"no Dask worker offers the GPU resource yet: the {n_gpu} cuda cell(s) wait until one joins "
                        f"(start workers with --resources GPU=1)", phase=None)  # fmt: skip
-    futures = {client.submit(_dask_run, job, owner, key=_task_key(job), resources=dask_resources(job) if external
-                             else None): job for job in jobs}  # fmt: skip
+    futures = {client.submit(_dask_run, _for_workers(job), owner, key=_task_key(job),
+                             resources=dask_resources(job) if external else None): job for job in jobs}  # fmt: skip
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             yield _dask_result(client, fut, futures[fut], spec)
     finally:
         try:
