@@ -58,6 +58,9 @@ class FitConfig:
     seed: int = 0
     checkpoint: Checkpointer | None = None
     device: str = "cpu"
+    # "fp32" or "bf16" (bench.precision): bf16 trains the built-in models' forward passes under bf16 autocast where
+    # the device computes bf16 natively (fit falls back to fp32 with a note elsewhere). Sampling stays fp32.
+    precision: str = "fp32"
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import fields
+from bench import precision as P
 from bench.models import gan_common as gc
 from bench.models.optim import adam
 from bench.models.registry import register_model
@@ -104,8 +105,9 @@ class GAN(gc.AdversarialModel):
         return list(self.nets["g"].parameters())
 
     def fakes(self, n: int, rng: torch.Generator, generator_step: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """What D sees as fake, and an extra generator loss (None here)."""
-        return self.nets["g"](self.latent(n, self.cfg.latent_dim, rng)), None
+        """What D sees as fake, and an extra generator loss (None here). Called under ``self.autocast()``: the
+        images come back in fp32 (the generator's bf16 output cast; in fp32 the cast is a no-op)."""
+        return P.widen(self.nets["g"](self.latent(n, self.cfg.latent_dim, rng))), None
 
     def update_ema(self) -> None:
         gc.ema_update(self.nets["g_ema"], self.nets["g"], self.cfg.ema_beta)
@@ -124,9 +126,11 @@ class GAN(gc.AdversarialModel):
     def generator_step(self, rng: torch.Generator) -> dict[str, float]:
         opt, d = self.optimizers["g"], self.nets["d"]
         opt.zero_grad(set_to_none=True)
-        fake, extra = self.fakes(self.cfg.g_batch_size, rng, generator_step=True)
-        with gc.frozen(d):
-            adv = F.softplus(-d(fake)).mean()  # BCE(D(fake), 1)
+        with self.autocast():
+            fake, extra = self.fakes(self.cfg.g_batch_size, rng, generator_step=True)
+            with gc.frozen(d):
+                d_fake = P.widen(d(fake))
+        adv = F.softplus(-d_fake).mean()  # BCE(D(fake), 1), in fp32
         loss = adv if extra is None else adv + extra
         loss.backward()
         opt.step()
@@ -140,19 +144,24 @@ class GAN(gc.AdversarialModel):
         c, opt, d = self.cfg, self.optimizers["d"], self.nets["d"]
         opt.zero_grad(set_to_none=True)
         real = data.next(c.d_batch_size)
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             fake, _ = self.fakes(c.d_batch_size, rng, generator_step=False)
         if iteration % c.r1_every == 0:
             real.requires_grad_(True)
-            d_real = d(real)
-            r1 = gc.r1_penalty(d_real, real)
-            adv = F.softplus(-d_real).mean() + F.softplus(d(fake)).mean()
+            with self.autocast():
+                d_real = P.widen(d(real))
+            r1 = gc.r1_penalty(d_real, real)  # outside autocast (its double backward runs D's bf16 ops in bf16)
+            adv_real = F.softplus(-d_real).mean()
+            with self.autocast():  # after R1, as before precision existed: the same graph order, the same fp32 bits
+                d_fake = P.widen(d(fake))
+            adv = adv_real + F.softplus(d_fake).mean()
             (adv + c.lambda_r1 * c.r1_every * r1).backward()
             opt.step()
             return {"d": adv.item(), "r1": r1.item()}
         # No R1 on this step: nothing needs the input gradient, so real and fake go through D in one pass (D has no
         # batch statistics: each sample's score is what two passes give).
-        scores = d(torch.cat([real, fake]))
+        with self.autocast():
+            scores = P.widen(d(torch.cat([real, fake])))
         d_real, d_fake = scores[: len(real)], scores[len(real) :]
         adv = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
         adv.backward()

@@ -8,6 +8,11 @@
 - ``AdversarialModel``: the fit/sample/checkpoint skeleton; a model supplies its networks, optimisers and one
   ``train_step``. All training randomness comes from one generator whose state is checkpointed, so a resumed
   run continues exactly where the interrupted one stopped.
+
+Precision (``FitConfig.precision``, bench/precision.py): in bf16 the networks' forward passes run under bf16 autocast
+(``AdversarialModel.autocast``) and every network output is cast to fp32 (``precision.widen``: no op in fp32) before it
+enters a loss; losses, their reductions, R1 and the gradient penalty's norms, backward passes (always outside autocast),
+the EMA, Adam and the parameters stay fp32. Sampling always runs in fp32.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import precision as P
 from bench.errors import BenchError
 from bench.models.base import FitConfig, FitResult, GenerativeModel, to_float, to_uint8
 from bench.models.optim import load_optimizer_state
-from bench.progress import Progress, null_progress
+from bench.progress import Progress, note, null_progress
 
 RESIDUAL_GAIN = math.sqrt(2.0)  # Xavier gain of convs on a residual path; shortcuts and heads use 1
 
@@ -150,19 +156,26 @@ class ResNetDiscriminator(nn.Module):
 def r1_penalty(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """mean_b sum_pixels (dD/dx)^2 at the real batch, no 1/2 (NR-GAN's lambda 10 = gamma 20 in the gamma/2 form).
 
-    ``inputs`` must require grad and ``outputs`` = D(inputs), shape (B,); the graph is kept for backward.
+    ``inputs`` must require grad and ``outputs`` = D(inputs), shape (B,); the graph is kept for backward. Call it
+    outside autocast: in bf16 the gradient flows back through D's bf16 convolutions (as D's own backward does) and
+    arrives in ``inputs``' dtype, fp32; its square and sums are fp32.
     """
     (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
 def gradient_penalty(
-    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor, precision: str = "fp32"
 ) -> torch.Tensor:
-    """Two-sided WGAN-GP: mean_b (||grad D(x_hat)||_2 - 1)^2 at x_hat = alpha*real + (1-alpha)*fake, alpha (B,)."""
+    """Two-sided WGAN-GP: mean_b (||grad D(x_hat)||_2 - 1)^2 at x_hat = alpha*real + (1-alpha)*fake, alpha (B,).
+
+    ``precision`` "bf16": the critic's forward pass under bf16 autocast, its output cast to fp32; x_hat, the gradient
+    (taken outside autocast) and its norm are fp32."""
     a = alpha.view(-1, *([1] * (real.dim() - 1)))
     x_hat = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    with P.autocast(precision, x_hat.device):
+        out = P.widen(critic(x_hat))
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
@@ -288,6 +301,8 @@ class AdversarialModel(GenerativeModel):
     """
 
     clamp_real = True  # clamp dequantised real batches to [-1, 1] (NR-GAN does, Robust OT does not)
+    # What train_step runs its forward passes in: fit sets it from FitConfig.precision (bench.precision.resolve).
+    precision = "fp32"
     # Conv weights in NHWC: measured 1.1-1.5x more iterations/s on the 2-core CPU for all three GAN models
     # (benchmarks/bench_gans.py --compare-memory-format); same maths, only the float summation order changes.
     memory_format = torch.channels_last
@@ -326,6 +341,10 @@ class AdversarialModel(GenerativeModel):
         """FitResult fields saying which training images the model set aside (none for the plain GAN family)."""
         return {}
 
+    def autocast(self) -> Any:
+        """The context for the training forward passes: bf16 autocast in "bf16", nothing in "fp32"."""
+        return P.autocast(self.precision, self.device)
+
     def prepare_nets(
         self, device: str | torch.device = "cpu", memory_format: torch.memory_format | None = None
     ) -> None:
@@ -349,6 +368,9 @@ class AdversarialModel(GenerativeModel):
                 f"{self.name} was built for {self.image_size} px but got images of {tuple(train_images.shape[-2:])}"
             )
         self.prepare_nets(cfg.device)
+        self.precision, fallback = P.resolve(cfg.precision, cfg.device)
+        if fallback:
+            note(progress, fallback, phase=None)
         rng = torch.Generator().manual_seed(cfg.seed)
         data = RealBatches(train_images, rng, cfg.device, clamp=self.clamp_real)
         self.optimizers = self.build_optimizers()
@@ -391,6 +413,8 @@ class AdversarialModel(GenerativeModel):
             "it_per_s": (total - start) / max(time.monotonic() - t0, 1e-9),
             "log_iterations": log.iterations,
             **{f"loss_{k}": v for k, v in log.series.items()},
+            "precision": self.precision,
+            **({"precision_note": fallback} if fallback else {}),
         }
         history.update(self.fit_report(train_images, train_is_outlier))
         return FitResult(history=history, images_seen=data.drawn, **self.set_aside(train_images))

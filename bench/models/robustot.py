@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import fields
+from bench import precision as P
 from bench.models import gan_common as gc
 from bench.models.base import to_float
 from bench.models.optim import adam
@@ -206,6 +207,9 @@ class RobustOT(gc.AdversarialModel):
         return self.nets["g"]
 
     def weights(self, real: torch.Tensor) -> torch.Tensor:
+        """W's normalised weights of a real batch. W runs in fp32 in every precision (called outside autocast): in
+        bf16 its forward passes saved nothing measurable (0.998x of the step's time), and its scores decide the
+        weights and what the model sets aside."""
         return normalised_weights(self.nets["w"](real))
 
     def train_step(self, iteration: int, data: gc.RealBatches, rng: torch.Generator) -> dict[str, float]:
@@ -215,14 +219,15 @@ class RobustOT(gc.AdversarialModel):
         losses: dict[str, float] = {}
         generator_step = iteration % c.n_critic == 0
         z = torch.randn(real.shape[0], c.latent_dim, generator=rng).to(real.device)
-        with torch.set_grad_enabled(generator_step):
-            fake = g(z)
+        with torch.set_grad_enabled(generator_step), self.autocast():
+            fake = P.widen(g(z))
         alpha = torch.rand(real.shape[0], generator=rng).to(real.device)
         opt_d = self.optimizers["d"]
         opt_d.zero_grad(set_to_none=True)
         # One critic pass over real and fake together (the critic has no batch statistics, so each sample's score is
         # what two passes give); W's step below reuses the real scores: D has not changed since they were computed.
-        scores = d(torch.cat([real, fake.detach()]))
+        with self.autocast():
+            scores = P.widen(d(torch.cat([real, fake.detach()])))
         d_real, d_fake = scores[: real.shape[0]], scores[real.shape[0] :]
         if iteration > c.weight_warmup and iteration % c.weight_update_every == 0:
             losses.update(self.weight_step(real, d_real.detach()))
@@ -232,7 +237,7 @@ class RobustOT(gc.AdversarialModel):
         fake_term = d_fake.mean()
         loss = fake_term - weighted_real
         if iteration % c.gp_every == 0:
-            gp = gc.gradient_penalty(d, real, fake, alpha)
+            gp = gc.gradient_penalty(d, real, fake, alpha, self.precision)
             loss = loss + c.lambda_gp * c.gp_every * gp
             losses["gp"] = gp.item()
         loss.backward()
@@ -242,8 +247,8 @@ class RobustOT(gc.AdversarialModel):
         if generator_step:
             opt_g = self.optimizers["g"]
             opt_g.zero_grad(set_to_none=True)
-            with gc.frozen(d):
-                loss_g = -d(fake).mean()
+            with gc.frozen(d), self.autocast():
+                loss_g = -P.widen(d(fake)).mean()
             loss_g.backward()
             opt_g.step()
             losses["g"] = loss_g.item()
@@ -253,8 +258,8 @@ class RobustOT(gc.AdversarialModel):
         """One Adam step of W on ``real`` against the critic's scores of it (computed here unless given)."""
         c, opt = self.cfg, self.optimizers["w"]
         if critic_real is None:
-            with torch.no_grad():
-                critic_real = self.nets["d"](real)
+            with torch.no_grad(), self.autocast():
+                critic_real = P.widen(self.nets["d"](real))
         opt.zero_grad(set_to_none=True)
         loss = weight_loss(self.weights(real), critic_real, c.rho, c.budget_penalty)
         loss.backward()

@@ -165,9 +165,9 @@ class RVQVAE(VQModelBase):
         return {"z_vq": unflatten_latents(z_vq, b, g), "s": s, "k_in": k_in, "k_out": k_out, "per_pos": per_pos[:, 0]}
 
     def losses(self, x: torch.Tensor, use_outlier_codebook: torch.Tensor) -> dict[str, torch.Tensor]:
-        z_enc = self.encoder(x)
-        q = self.quantise(z_enc, use_outlier_codebook)
-        x_rec = self.decoder(straight_through(z_enc, q["z_vq"]))  # x~ = D(z_enc + sg[z_vq - z_enc])
+        z_enc = self.encoder(x, self.precision)  # fp32 (bf16 convolutions inside in "bf16")
+        q = self.quantise(z_enc, use_outlier_codebook)  # fp32 confidence matching, never under autocast
+        x_rec = self.decoder(straight_through(z_enc, q["z_vq"]), self.precision)  # x~ = D(z_enc + sg[z_vq - z_enc]), fp32
         out = rvq_loss(x, x_rec, z_enc, q["z_vq"], q["s"], self.cfg.beta, self.cfg.loss)
         out.update(q)
         out["z_enc"] = z_enc
@@ -229,7 +229,7 @@ class RVQVAE(VQModelBase):
         """``errors`` with each flagged image's error replaced by that of its C_in-only reconstruction: this step's
         eq. 4 codes, decoded by the decoder after this step's update (one extra no-grad decode per flagged image)."""
         z_in = unflatten_latents(self.codebook_in[k_in], x.shape[0], self.grid)[flagged]
-        x_in = self.decoder(z_in)
+        x_in = self.decoder(z_in, self.precision)
         out = errors.clone()
         out[flagged] = torch.linalg.vector_norm((x[flagged] - x_in).reshape(len(x_in), -1), dim=1)
         return out

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from bench import fields
+from bench import precision as P
 from bench.models import gan_common as gc
 from bench.models.gan import GAN, GAN_PROFILES, GANConfig
 from bench.models.optim import adam
@@ -86,7 +87,9 @@ class SDNRGAN3(GAN):
         z = self.latent(n, c.latent_dim, rng)
         zn = self.latent(n, c.noise_latent_dim, rng)
         zn[:, : c.latent_dim] = z  # implicit relation: Gn sees G's latent plus private dims
-        clean, noise = self.nets["g"](z), self.nets["gn"](zn)
+        # Under autocast in bf16 (called inside GAN's steps): both images widened to fp32, so the diversity ratio, the
+        # colour inversion and the clamp run in fp32 (nothing changes in fp32).
+        clean, noise = P.widen(self.nets["g"](z)), P.widen(self.nets["gn"](zn))
         extra = -c.lambda_ds * diversity_ratio(noise, zn) if generator_step else None
         noisy = (clean + color_inversion(noise, rng)).clamp(-1.0, 1.0)
         return noisy, extra

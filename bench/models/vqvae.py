@@ -81,9 +81,9 @@ class VQVAE(VQModelBase):
         return unflatten_latents(self.codebook[k], b, g), k.reshape(b, g, g)
 
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        z_enc = self.encoder(x)
-        z_vq, k = self.quantise(z_enc)
-        x_rec = self.decoder(straight_through(z_enc, z_vq))
+        z_enc = self.encoder(x, self.precision)  # fp32 (bf16 convolutions inside in "bf16")
+        z_vq, k = self.quantise(z_enc)  # fp32 distances, never under autocast
+        x_rec = self.decoder(straight_through(z_enc, z_vq), self.precision)  # fp32 output; the losses below in fp32
         recon = F.mse_loss(x_rec, x) / self.data_variance  # eq. 2, first term (Sonnet normalisation)
         codebook = F.mse_loss(z_vq, z_enc.detach())  # eq. 2, ||sg[z_enc] - z_vq||^2
         commitment = F.mse_loss(z_enc, z_vq.detach())  # eq. 2, ||z_enc - sg[z_vq]||^2
