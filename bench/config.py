@@ -84,6 +84,10 @@ class RunConfig:
     grid_samples: int = 100
     # Where models train and sample: "cpu", "cuda" or "cuda:N". Data, classifier and metrics stay on the CPU.
     device: str = "cpu"
+    # Training precision, "fp32" or "bf16" (bench/precision.py): bf16 trains under bf16 autocast where the device
+    # computes bf16 natively (a CPU with avx512_bf16 / amx_bf16, an Ampere+ GPU) and falls back to fp32, saying so,
+    # elsewhere. Sampling and evaluation stay fp32.
+    precision: str = "fp32"
     # What `bench run` runs when an option is not given on the command line: the grid's selection (--datasets,
     # --ratios, --jobs, --models, --seeds, --filter, --data-root, --backend). "" datasets = the datasets registered
     # as this profile's defaults; no data root = the dataset's embedded synthetic data. `--print-config` writes the
@@ -101,6 +105,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         fields.require_non_negative(self, ("threads", "grid_samples"))
         fields.require_positive(self, ("checkpoint_every_s", "jobs"))
+        fields.require_choice(self, "precision", ("fp32", "bf16"))
         fields.require(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         example = 'e.g. filters = ["none", "pca:0.3"]'
         fields.require(all(isinstance(f, str) for f in self.filters), f"filters must be strings, {example}")
