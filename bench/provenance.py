@@ -1,4 +1,5 @@
-"""Provenance of a result: the command line, library versions, platform, device and code commit.
+"""Provenance of a result: the command line, library versions, platform, CPU (and whether it has native bf16), device
+and code commit.
 
 ``LOADED_COMMIT`` is read once, when the process loads this code: a commit made while a grid runs must not be
 credited to workers still running the older code. "+dirty" marks a tree with uncommitted changes to tracked files.
@@ -51,6 +52,22 @@ def command_line(argv: list[str] | None = None) -> str:
     return shlex.join(argv)
 
 
+def hardware(device: str = "cpu") -> dict[str, Any]:
+    """The CPU's model, torch's CPU capability and whether ``device`` computes bf16 natively (bench.precision), so a
+    result says what ran: a "bf16" run on a device without it trained in fp32."""
+    import torch
+
+    from bench import precision
+
+    native, why = precision.native_bf16(device)
+    return {
+        "cpu": precision.cpu_model(),
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "native_bf16": native,
+        "native_bf16_why": why,
+    }
+
+
 def environment(device: str = "cpu") -> dict[str, Any]:
     """What a cell's config.json records besides its settings."""
     return {
@@ -58,6 +75,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "versions": versions(),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        **hardware(device),
         "device": device,
         "commit": LOADED_COMMIT,
     }
