@@ -184,8 +184,8 @@ def _run(job: CellJob, progress: Progress) -> CellRecord:
         timing=Timing(round(train_s, 2), round(sample_s, 2), round(eval_s, 2),
                       round(result.images_seen / train_s, 2) if train_s > 0 and result.images_seen else None,
                       round(peak_rss_mb(), 1)),
-        commit=provenance.LOADED_COMMIT, config_digest=job.identity.config_digest,
-        settings_digest=job.identity.settings_digest,
+        commit=provenance.LOADED_COMMIT, protocol_digest=job.identity.protocol_digest,
+        config_digest=job.identity.config_digest, settings_digest=job.identity.settings_digest,
     )  # fmt: skip
     store.finish_cell(folder, record, {"metrics": score.to_dict(), "set_aside": flags, "filter": train.report,
                                        "history": result.history})  # fmt: skip

@@ -162,26 +162,39 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
             note(progress, f"preparing {c.dataset} seed {c.seed}: inlier classifier and reference features")
             evaluator = evaluator_for(spec.profile, split, c.seed, spec.store, progress)
             evaluator.warm()
-            write_f1_table(spec.store, spec.profile, split, evaluator)
+            write_f1_table(spec.store, spec.profile, split, evaluator, p.job.identity.protocol_digest)
         for filt in {p.job.filter["label"]: p.job.filter for p in todo if p.job.filter and p.cell.dataset == c.dataset
                      and p.cell.ratio == c.ratio and p.cell.seed == c.seed}.values():  # fmt: skip
             filtering.training_set(split, filtering.FilterSpec.from_dict(filt), c.seed, spec.store.cache_dir, progress)
     return tables_written
 
 
-def write_f1_table(store: ResultsStore, profile: Profile, split: Any, evaluator: Any) -> None:
-    """Table 5 for this dataset, seed and held-out protocol (the same for every ratio, so once per pair)."""
+def write_f1_table(store: ResultsStore, profile: Profile, split: Any, evaluator: Any, protocol: str = "") -> None:
+    """Table 5 for this dataset, seed and held-out protocol (the same for every ratio, so once per pair). Each row
+    carries the cells' protocol digest (``protocol``, bench/identity.py) so the report never averages the F1 of
+    different data or classifiers; the file (one per held-out split) keeps the rows of other protocols that share
+    its held-out images, and rows written before protocol digests are replaced."""
     import pandas as pd
 
     path = store.f1_table(split)
+    keep = None
     if path.exists():
         try:
-            if {"ratio", "f1"} <= set(pd.read_csv(path).columns):
-                return
+            exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}  # kept rows
+            current = pd.read_csv(path, dtype={"protocol": str}, **exact)
         except (OSError, ValueError, pd.errors.ParserError):
-            pass  # damaged: written again below
-    frame = pd.DataFrame(evaluator.f1_table()).assign(dataset=split.dataset, seed=split.seed, profile=profile.name)
-    store.write_table(path, frame)
+            current = None  # damaged: written again below
+        if current is not None and {"ratio", "f1"} <= set(current.columns):
+            if "protocol" not in current.columns:
+                if not protocol:
+                    return  # neither knows its protocol: as before
+            elif (current.protocol.fillna("") == protocol).any():
+                return
+            else:
+                keep = current
+    rows = pd.DataFrame(evaluator.f1_table()).assign(dataset=split.dataset, seed=split.seed, profile=profile.name,
+                                                     protocol=protocol)  # fmt: skip
+    store.write_table(path, rows if keep is None else pd.concat([keep, rows], ignore_index=True))
 
 
 def _clock(seconds: float) -> str:

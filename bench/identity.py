@@ -14,6 +14,11 @@ plug-in is a new cell and a plug-in can never answer for another model's cells.
   other settings are another cell, stored beside it (``cells/<dataset>/<model>/r<ratio>/s<seed>/<digest[:12]>/``).
 - ``variant``: the non-default settings in a few words (``eta=0.1``, ``filter=pca:0.3``), "" for the profile's
   defaults; reports name a variant's row by it.
+- ``protocol_digest`` = sha256 of what makes two rows comparable: the settings minus the model (``model``,
+  ``model_config``, ``model_origin``) and the filter, plus the profile's name (:func:`protocol_settings`): the harness
+  protocol version, the dataset, its images' content fingerprint, the data settings and the evaluation settings
+  (the held-out classifier and reference set). Rows of different protocol digests never share a table, a figure or
+  an average. It is an extra column: the settings and config digests above do not include it (they are unchanged).
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bench.config import Profile, default_profile
 from bench.models import registry
 from bench.registries import BUILT_IN
-from bench.config import Profile, default_profile
 
 # Bump when the pipeline changes what a cell computes (split assembly, evaluation, sample count): old cells then stop
 # matching and are reported as stale instead of being reused.
@@ -44,6 +49,7 @@ class CellIdentity:
     settings_digest: str
     config_digest: str
     variant: str
+    protocol_digest: str = ""
 
     @property
     def short(self) -> str:
@@ -58,18 +64,43 @@ def dataset_settings(profile: Profile, dataset: str) -> dict[str, Any]:
     return values
 
 
+def _eval_settings(profile: Profile) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(profile.eval).items() if k not in EVAL_KEYS_IGNORED}
+
+
+PROTOCOL_KEYS = ("protocol", "dataset", "source", "data", "eval")  # the settings that make rows comparable
+
+
+def protocol_of(settings: dict[str, Any], profile_name: str) -> dict[str, Any]:
+    """The protocol part of a cell's ``settings`` (:func:`settings_of`, as written in its config.json), with the
+    profile's name: what two rows must share to be compared (see the module docstring)."""
+    return {**{k: settings.get(k) for k in PROTOCOL_KEYS}, "profile": profile_name}
+
+
+def protocol_settings(profile: Profile, dataset: str, source: str) -> dict[str, Any]:
+    """The protocol of ``dataset`` under ``profile`` on the images whose content fingerprint is ``source``."""
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "dataset": dataset,
+        "source": source,
+        "data": {"size": profile.data.size, **dataset_settings(profile, dataset)},
+        "eval": _eval_settings(profile),
+        "profile": profile.name,
+    }
+
+
+def protocol_digest(profile: Profile, dataset: str, source: str) -> str:
+    return digest(protocol_settings(profile, dataset, source))
+
+
 def settings_of(
     profile: Profile, dataset: str, model: str, source: str, filter_spec: dict | None = None
 ) -> dict[str, Any]:
     """Everything that determines a cell's result except ratio and seed (see the module docstring)."""
     model_cfg = registry.get(model).make_config(profile.name, profile.models.get(model))
-    ev = {k: v for k, v in dataclasses.asdict(profile.eval).items() if k not in EVAL_KEYS_IGNORED}
+    protocol = protocol_settings(profile, dataset, source)
     settings = {
-        "protocol": PROTOCOL_VERSION,
-        "dataset": dataset,
-        "source": source,
-        "data": {"size": profile.data.size, **dataset_settings(profile, dataset)},
-        "eval": ev,
+        **{k: protocol[k] for k in PROTOCOL_KEYS},
         "model": model,
         "model_config": dataclasses.asdict(model_cfg),
         "filter": filter_spec,
@@ -121,15 +152,18 @@ def identify(
     defaults = settings_of(default_profile(profile.name), dataset, model, source, None)
     settings_digest = digest(settings)
     config_digest = digest({"settings": settings_digest, "ratio": float(ratio), "seed": int(seed)})
-    return CellIdentity(settings, settings_digest, config_digest, variant_label(settings, defaults))
+    return CellIdentity(settings, settings_digest, config_digest, variant_label(settings, defaults),
+                        digest(protocol_of(settings, profile.name)))  # fmt: skip
 
 
 def external_identity(
-    dataset: str, model: str, samples_sha256: str, profile: Profile, ratio: float, seed: int
+    dataset: str, model: str, samples_sha256: str, profile: Profile, ratio: float, seed: int, source: str = ""
 ) -> CellIdentity:
     """An externally generated sample set scored with `bench score --append-to`: its settings are the evaluation
-    protocol and the model's name (one report line per name); the samples' hash makes the cell."""
-    ev = {k: v for k, v in dataclasses.asdict(profile.eval).items() if k not in EVAL_KEYS_IGNORED}
+    protocol and the model's name (one report line per name); the samples' hash makes the cell. ``source`` (the
+    content fingerprint of the data that scored it) goes into its protocol digest only (its settings are unchanged,
+    so are its digests)."""
+    ev = _eval_settings(profile)
     settings = {
         "protocol": PROTOCOL_VERSION, "dataset": dataset, "model": model, "external": True,
         "data": {"size": profile.data.size, **dataset_settings(profile, dataset)}, "eval": ev,
@@ -137,4 +171,33 @@ def external_identity(
     settings_digest = digest(settings)
     config_digest = digest({"settings": settings_digest, "ratio": float(ratio), "seed": int(seed),
                             "samples": samples_sha256})  # fmt: skip
-    return CellIdentity(settings, settings_digest, config_digest, "external")
+    return CellIdentity(settings, settings_digest, config_digest, "external", protocol_digest(profile, dataset, source))
+
+
+def source_id(source: str) -> str:
+    """8 hex characters naming a data source's content fingerprint in captions (its first 8 hex digits, or those of
+    its sha256 when it does not start with hex)."""
+    head = source[:8]
+    if len(head) == 8 and all(c in "0123456789abcdef" for c in head):
+        return head
+    return hashlib.sha256(source.encode()).hexdigest()[:8]
+
+
+def data_description(dataset: str, source: str, synthetic: bool | None) -> dict[str, Any]:
+    """What the report says about the data of one protocol: the dataset, its content fingerprint and whether it is
+    the embedded synthetic data. Never a path (a results folder is read on other machines)."""
+    return {"dataset": dataset, "source": source, "synthetic": synthetic}
+
+
+def data_of(profile: Profile, dataset: str, data_root: Any, cache_dir: Any) -> dict[str, Any]:
+    """The content fingerprint of the data ``dataset`` is read from (``data_root``, or its embedded synthetic data
+    when None), its description and the protocol digest it gives under ``profile`` (``bench score --append-to``)."""
+    from pathlib import Path
+
+    from bench.datasets import images, open_dataset
+
+    root = None if data_root is None else Path(data_root).expanduser()
+    with images.hash_memo(Path(cache_dir) / "file-hashes.json"):  # the split cache's memo: each file hashed once
+        source = open_dataset(dataset, profile.data).source_fingerprint(root)
+    return {"source": source, "protocol_digest": protocol_digest(profile, dataset, source),
+            "description": data_description(dataset, source, root is None)}  # fmt: skip

@@ -93,6 +93,7 @@ class CellRecord:
     kind: str = "model"  # "model", "reference" or "external"
     timing: Timing = field(default_factory=Timing)
     commit: str = ""
+    protocol_digest: str = ""  # what makes rows comparable (bench/identity.py); "" in rows written before it
     config_digest: str = LEGACY_DIGEST
     settings_digest: str = LEGACY_DIGEST
 
@@ -144,6 +145,8 @@ class CellRecord:
             value = getattr(self, name)
             if value != LEGACY_DIGEST and not DIGEST_PATTERN.match(value):
                 raise RecordError(f"{name} {value!r} is not a sha256 digest")
+        if self.protocol_digest and not DIGEST_PATTERN.match(self.protocol_digest):
+            raise RecordError(f"protocol_digest {self.protocol_digest!r} is not a sha256 digest")
 
 
 def _columns_of(part: type) -> list[str]:

@@ -25,7 +25,7 @@ def test_columns_are_the_record_fields_flattened_in_order():
                             "n_outliers", "n_samples", "pct_inliers")  # fmt: skip
     assert [c for c in COLUMNS if c in Score.columns()] == Score.columns()
     assert "kid_std" not in COLUMNS and "sharpness" in COLUMNS and "sharpness" in NUMERIC
-    assert COLUMNS[-3:] == ("commit", "config_digest", "settings_digest")
+    assert COLUMNS[-4:] == ("commit", "protocol_digest", "config_digest", "settings_digest")
 
 
 def test_a_row_round_trips_through_runs_csv(tmp_path):
