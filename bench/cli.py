@@ -336,15 +336,19 @@ def check_model(name, plugin_refs) -> None:
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
 @_plugin_option
 def report(out, plugin_refs) -> None:
-    """Regenerate the tables, Fig. 4 and sample grids from OUT's cells (never retrains)."""
-    from bench import loading
+    """Regenerate the tables, Fig. 4 and sample grids from OUT's cells (never retrains); print the headline table."""
+    from bench import loading, summary
     from bench import report as report_mod
 
     loading.load_all(list(plugin_refs))
     out = Path(out)
     if not out.is_dir():
         raise BenchError(f"results folder not found: {out} (pass the --out of a 'bench run')")
-    path = report_mod.write_report(out, echo=lambda line: click.echo(line, err=True))
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    report_mod.report_folder(out)  # a file in the report's place is said before anything else
+    ctx = report_mod.load_context(out, echo)
+    path = report_mod.write_report(out, echo, context=ctx)
+    click.echo("\n".join(summary.headline(ctx)).rstrip())
     click.echo(f"report written to {path}")
 
 

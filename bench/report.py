@@ -6,6 +6,17 @@ variants, or a reference generator, or an external sample set); a cell is the me
 when there are several. Rows of different configurations are never averaged. The paper's values and our difference
 appear only where a comparison means something: real (non-synthetic) data under the cpu or paper profile, and only
 for datasets that registered paper values. Reference generators are listed after a separator and drawn dashed.
+
+Rows of different *protocols* (``protocol_digest``, bench/identity.py: the data's content fingerprint, the data and
+evaluation settings and the profile) never share a table, a figure row or an average: a dataset with several
+protocols (``bench run --data-root`` of another folder into the same ``--out``) gets one set of tables per protocol
+(``table1_<protocol[:8]>``), each caption naming its data by dataset and content fingerprint (never a path). Rows
+without a protocol (written before protocol digests) form one group, as before.
+
+Besides the tables, the report writes what it read that is not in runs.csv (:data:`EXPORTED`): ``f1.csv`` (Table 5's
+rows), ``detectors.csv`` (the detector tables' rows) and ``data.json`` (each protocol's data: dataset, content
+fingerprint, synthetic or not). A folder holding runs.csv and those files (in ``report/`` or beside runs.csv), like
+an exported results folder, regenerates every table byte for byte.
 """
 
 from __future__ import annotations
@@ -19,10 +30,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from bench import atomic
+from bench import atomic, identity
 from bench.errors import BenchError
 from bench.models import registry
-from bench.record import LEGACY_DIGEST, Cell
+from bench.record import LEGACY_DIGEST, Cell, CellRecord
 from bench.store import ResultsStore, frame
 from bench.datasets import registry as dataset_registry
 from bench.datasets.registry import PaperValues
@@ -91,6 +102,9 @@ def _markdown(df: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------------------------------------ the data
 
+EXPORTED = ("f1.csv", "detectors.csv", "data.json")  # written beside the tables; read back where cells are absent
+DATA_FORMAT = 1
+
 
 @dataclass(frozen=True)
 class Group:
@@ -103,16 +117,116 @@ class Group:
     kind: str  # "model", "reference", "external"
 
 
+@dataclass(frozen=True)
+class Data:
+    """The data of one (dataset, protocol): its content fingerprint and whether it is the embedded synthetic data."""
+
+    dataset: str
+    protocol: str = ""  # "" = rows written before protocol digests
+    source: str = ""  # content fingerprint; "" = not recorded
+    synthetic: bool | None = None  # None = not recorded
+
+    def to_json(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, **identity.data_description(self.dataset, self.source, self.synthetic)}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Data | None:
+        if not isinstance(d, dict) or not isinstance(d.get("dataset"), str):
+            return None
+        synthetic = d.get("synthetic")
+        return cls(d["dataset"], str(d.get("protocol") or ""), str(d.get("source") or ""),
+                   synthetic if isinstance(synthetic, bool) else None)  # fmt: skip
+
+
+def data_words(data: Data | dict[str, Any]) -> str:
+    """A few words naming data: "embedded synthetic data", "FaceMask data 1a2b3c4d" (its content fingerprint)."""
+    if isinstance(data, dict):
+        data = Data.from_json(data) or Data("?")
+    if data.synthetic:
+        return "embedded synthetic data"
+    if data.source:
+        return f"{_title(data.dataset)} data {identity.source_id(data.source)}"
+    return "data source not recorded"
+
+
+def _data_note(data: Data) -> str:
+    """The data sentence of a caption: the data by dataset and content fingerprint (never a path), and the protocol."""
+    if data.synthetic:
+        note = "embedded synthetic data (NOT the paper's dataset; not comparable with the paper)"
+    elif data.source:
+        note = (f"{_title(data.dataset)} images with content fingerprint {identity.source_id(data.source)} (stand-in "
+                f"unless this is the paper's dataset; say so when comparing)")  # fmt: skip
+    elif data.synthetic is False:
+        note = "images from a data folder, content fingerprint not recorded (stand-in unless this is the paper's dataset)"
+    else:
+        note = "data source not recorded"
+    return note + (f"; protocol {data.protocol[:8]}" if data.protocol else "")
+
+
+def _combine(dataset: str, protocol: str, found: list[tuple[str, bool | None]]) -> Data:
+    sources = {s for s, _ in found if s}
+    flags = [f for _, f in found]
+    synthetic = True if flags and all(f is True for f in flags) else False if any(f is False for f in flags) else None
+    return Data(dataset, protocol, next(iter(sources)) if len(sources) == 1 else "", synthetic)
+
+
+@dataclass
+class Section:
+    """The rows of one dataset under one protocol: one set of tables, one Fig. 4 row."""
+
+    data: Data
+    df: pd.DataFrame
+    groups: list[Group]
+    several: bool  # the dataset has other sections: names and titles say which protocol this is
+
+    @property
+    def dataset(self) -> str:
+        return self.data.dataset
+
+    @property
+    def suffix(self) -> str:
+        return f"_{self.data.protocol[:8] or 'unrecorded'}" if self.several else ""
+
+    @property
+    def tag(self) -> str:
+        return _tag(self.data) if self.several else ""
+
+    def part(self, group: Group) -> pd.DataFrame:
+        return self.df[self.df.group == group.key]
+
+
+def _tag(data: Data) -> str:
+    return f" [{data_words(data)}, protocol {data.protocol[:8] or 'not recorded'}]"
+
+
 @dataclass
 class Context:
     store: ResultsStore
     df: pd.DataFrame
-    groups: dict[str, list[Group]]  # dataset -> its groups, in report order
-    sources: dict[str, set[str]]  # dataset -> data sources
+    sections: list[Section]  # per dataset (first-seen order), per protocol (first-seen order)
+    data: dict[tuple[str, str], Data]  # (dataset, protocol) -> its data, for every protocol any table names
+    f1: pd.DataFrame  # Table 5's rows (with a protocol column)
+    detectors: pd.DataFrame  # the detector tables' rows (with a protocol column)
+    derived: dict[str, str]  # config digest -> protocol, for rows whose record predates protocol digests
     notes: list[str]
+    from_cells: bool = True  # False: read from runs.csv and the exported files alone
 
-    def part(self, group: Group) -> pd.DataFrame:
-        return self.df[(self.df.dataset == group.dataset) & (self.df.group == group.key)]
+    @property
+    def groups(self) -> dict[str, list[Group]]:
+        """dataset -> the groups of all its sections (in section order)."""
+        out: dict[str, list[Group]] = {}
+        for sec in self.sections:
+            out.setdefault(sec.dataset, []).extend(sec.groups)
+        return out
+
+    def data_for(self, ds: str, protocol: str) -> Data:
+        """The data of (ds, protocol); for rows without a protocol, what all of the dataset's data have in common."""
+        if (ds, protocol) in self.data:
+            return self.data[(ds, protocol)]
+        if protocol:
+            return Data(ds, protocol)
+        known = [d for (d_ds, _), d in self.data.items() if d_ds == ds]
+        return _combine(ds, "", [(d.source, d.synthetic) for d in known]) if known else Data(ds)
 
 
 def _group_key(r: pd.Series) -> str:
@@ -135,6 +249,7 @@ def shared_settings(df: pd.DataFrame, ds: str) -> list[str]:
 
 
 def _groups(df: pd.DataFrame) -> dict[str, list[Group]]:
+    """dataset -> its configurations, in report order (rows of one protocol: a section's rows)."""
     out: dict[str, list[Group]] = {}
     for ds in dict.fromkeys(df.dataset):
         part = df[df.dataset == ds]
@@ -161,46 +276,207 @@ def _groups(df: pd.DataFrame) -> dict[str, list[Group]]:
     return out
 
 
-def _data_sources(store: ResultsStore, records: list) -> dict[str, set[str]]:
-    """dataset -> where its images came from (a folder, or 'synthetic ...'), read from the cells' config.json."""
-    sources: dict[str, set[str]] = {}
+def _cell_data(config: dict[str, Any], record: CellRecord) -> tuple[str, str, bool | None]:
+    """(protocol digest, content fingerprint, synthetic) of a finished cell, from its record and config.json. A cell
+    written before protocol digests gets the digest its recorded settings give (identity.protocol_of)."""
+    protocol = record.protocol_digest
+    split = config.get("split") if isinstance(config.get("split"), dict) else {}
+    synthetic = str(split["source"]).startswith("synthetic") if "source" in split else None
+    own = config.get("protocol")
+    if isinstance(own, dict) and isinstance(own.get("data"), dict):  # an external sample set (bench score)
+        flag = own["data"].get("synthetic")
+        return (protocol or str(own.get("digest") or ""), str(own["data"].get("source") or ""),
+                flag if isinstance(flag, bool) else synthetic)  # fmt: skip
+    settings = config.get("settings")
+    if isinstance(settings, dict) and "source" in settings and not config.get("external"):
+        profile = config.get("profile") if isinstance(config.get("profile"), dict) else {}
+        derived = identity.digest(identity.protocol_of(settings, str(profile.get("name", record.profile))))
+        return protocol or derived, str(settings["source"]), synthetic
+    return protocol, "", synthetic
+
+
+def protocols_of(store: ResultsStore, records: list[CellRecord]) -> dict[str, tuple[dict[str, Any], str]]:
+    """protocol digest -> (its data description, profile) of the cells among ``records`` whose protocol is known."""
+    found: dict[str, list[tuple[str, bool | None]]] = {}
+    owner: dict[str, CellRecord] = {}
     for record in records:
-        split = store.read_config(record).get("split")
-        if isinstance(split, dict):
-            sources.setdefault(record.dataset, set()).add(str(split.get("source", "?")))
-    return sources
+        protocol, source, synthetic = _cell_data(store.read_config(record), record)
+        if protocol:
+            found.setdefault(protocol, []).append((source, synthetic))
+            owner.setdefault(protocol, record)
+    return {p: (_combine(owner[p].dataset, p, f).to_json(), owner[p].profile) for p, f in found.items()}
 
 
-def _is_synthetic(sources: set[str]) -> bool:
-    return bool(sources) and all(s.startswith("synthetic") for s in sources)
+def refuse_incomparable(store: ResultsStore, dataset: str, protocol: str, data: dict[str, Any], profile: str) -> None:
+    """``bench score --append-to``: refuse a sample set whose protocol (the data and classifier that score it) is none
+    of the protocols of ``dataset``'s cells already in the folder, in one line saying why and what to do. Its row
+    could only have gone into tables of its own; a folder is one comparison. Cells whose protocol is unknown do not
+    count."""
+    records, _ = store.scan()
+    known = protocols_of(store, [r for r in records if r.dataset == dataset])
+    if not known or protocol in known:
+        return
+    theirs = "; ".join(f"{data_words(d)} (protocol {p[:8]}, {prof} profile)" for p, (d, prof) in sorted(known.items()))
+    raise BenchError(f"the {dataset} cells in {store.out} were scored on {theirs}, this sample set would be scored on "
+                     f"{data_words(data)} (protocol {protocol[:8]}, {profile} profile): different data or classifier, "
+                     f"so its row could not be compared with theirs; pass the --data-root, --profile and --set those "
+                     f"cells used, or append to another folder (--append-to)")  # fmt: skip
 
 
-def _data_note(sources: set[str]) -> str:
-    if not sources:
-        return "data source not recorded"
-    if _is_synthetic(sources):
-        return "embedded synthetic data (NOT the paper's dataset; not comparable with the paper)"
-    return f"images from {', '.join(sorted(sources))} (stand-in unless this is the paper's dataset; say so when comparing)"
+def _exported(store: ResultsStore, name: str) -> Path | None:
+    """An exported report file: in report/ (as written), else beside runs.csv (a flattened export)."""
+    for path in (store.report_dir / name, store.out / name):
+        if path.is_file():
+            return path
+    return None
+
+
+# pandas < 3 parses floats with a fast parser that may miss the last bit; 3 reads them exactly (and deprecates the flag)
+EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path, dtype={"protocol": str}, **EXACT_FLOATS)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+
+
+def _with_protocol(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["protocol"] = frame["protocol"].fillna("").astype(str) if "protocol" in frame else ""
+    return frame
+
+
+def _f1_frame(store: ResultsStore) -> pd.DataFrame:
+    """Table 5's rows: every f1/*.csv, or, without f1/ (an exported folder), the report's own f1.csv."""
+    cols = ["dataset", "seed", "ratio", "f1", "profile", "protocol"]
+    paths = sorted(store.f1_dir.glob("*.csv")) if store.f1_dir.is_dir() else [p for p in [_exported(store, "f1.csv")] if p]
+    frames = []
+    for p in paths:
+        frame = _read_csv(p)
+        if frame is None:
+            continue  # a damaged Table 5 input: left out (it is rebuilt by the next `bench run` of its dataset)
+        if set(cols[:4]) <= set(frame.columns):
+            frame = _with_protocol(frame)
+            frame = frame[pd.to_numeric(frame["ratio"], errors="coerce").notna()]
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def _detector_frame(store: ResultsStore, split_protocols: dict[str, list[str]]) -> pd.DataFrame:
+    """The detector tables' rows, each tagged with the protocols of the cells trained on its split (by the split
+    hash in its file name; "" when none is known); without detectors/, the report's own detectors.csv."""
+    if not store.detectors_dir.is_dir():
+        path = _exported(store, "detectors.csv")
+        frame = None if path is None else _read_csv(path)
+        return pd.DataFrame() if frame is None else _with_protocol(frame)
+    frames = []
+    for p in sorted(store.detectors_dir.glob("*.csv")):
+        frame = _read_csv(p)
+        if frame is None or frame.empty:
+            continue
+        for protocol in split_protocols.get(p.stem.rsplit("_", 1)[-1], [""]):
+            frames.append(frame.drop(columns=["protocol"], errors="ignore").assign(protocol=protocol))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _as_recorded(record: CellRecord) -> CellRecord:
+    """The record as runs.csv holds it (floats to 6 significant digits), so that an exported folder's runs.csv gives
+    the same tables as the cells."""
+    row = {k: float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v for k, v in record.to_row().items()}
+    return CellRecord.from_row(row)
+
+
+def build_context(store: ResultsStore, records: list[CellRecord], from_cells: bool = True,
+                  notes: list[str] | None = None) -> Context:  # fmt: skip
+    """The report's view of ``records``: their protocols and data, sections, Table 5 and detector rows."""
+    records = [_as_recorded(r) for r in records]
+    df = frame(records)
+    df["group"] = [_group_key(r) for _, r in df.iterrows()] if len(df) else []
+    found: dict[tuple[str, str], list[tuple[str, bool | None]]] = {}
+    protocols, derived, split_protocols = [], {}, {}
+    exported = _exported_data(store) if not from_cells else ({}, {})
+    for record in records:
+        if from_cells:
+            config = store.read_config(record)
+            protocol, source, synthetic = _cell_data(config, record)
+            split_hash = (config.get("split") or {}).get("split_hash") if isinstance(config.get("split"), dict) else None
+            if isinstance(split_hash, str) and protocol not in split_protocols.setdefault(split_hash[:10], []):
+                split_protocols[split_hash[:10]].append(protocol)
+        else:
+            protocol = record.protocol_digest or exported[1].get(record.config_digest, "")
+            known = exported[0].get((record.dataset, protocol))
+            source, synthetic = (known.source, known.synthetic) if known else ("", None)
+        if protocol and not record.protocol_digest:
+            derived[record.config_digest] = protocol
+        protocols.append(protocol)
+        found.setdefault((record.dataset, protocol), []).append((source, synthetic))
+    df["protocol"] = protocols
+    data = {key: _combine(*key, f) for key, f in found.items()}
+    sections = []
+    for ds in dict.fromkeys(df.dataset):
+        keys = list(dict.fromkeys(df[df.dataset == ds].protocol))
+        for protocol in keys:
+            part = df[(df.dataset == ds) & (df.protocol == protocol)]
+            sections.append(Section(data[(ds, protocol)], part, _groups(part).get(ds, []), len(keys) > 1))
+    ctx = Context(store, df, sections, data, _f1_frame(store), _detector_frame(store, split_protocols), derived,
+                  list(notes or []), from_cells)  # fmt: skip
+    for table in (ctx.f1, ctx.detectors):  # protocols named only by Table 5 or a detector table: their data too
+        if "dataset" in table and "protocol" in table:
+            for ds, protocol in dict.fromkeys(zip(table.dataset.astype(str), table.protocol)):
+                if (ds, protocol) not in ctx.data:
+                    known = exported[0].get((ds, protocol)) if not from_cells else None
+                    ctx.data[(ds, protocol)] = known or ctx.data_for(ds, protocol)
+    return ctx
+
+
+def _exported_data(store: ResultsStore) -> tuple[dict[tuple[str, str], Data], dict[str, str]]:
+    """data.json: (dataset, protocol) -> Data, and config digest -> protocol for rows recorded without one."""
+    path = _exported(store, "data.json")
+    try:
+        blob = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+    except (OSError, ValueError):
+        blob = {}
+    if not isinstance(blob, dict):
+        blob = {}
+    data = {}
+    for item in blob.get("protocols", []) if isinstance(blob.get("protocols"), list) else []:
+        d = Data.from_json(item)
+        if d is not None:
+            data[(d.dataset, d.protocol)] = d
+    cells = blob.get("cells") if isinstance(blob.get("cells"), dict) else {}
+    return data, {str(k): str(v) for k, v in cells.items() if isinstance(v, str)}
+
+
+def _write_exported(ctx: Context, folder: Path) -> list[str]:
+    """What the tables need beyond runs.csv, beside them (see the module docstring)."""
+    atomic.write_text(folder / "f1.csv", ctx.f1.to_csv(index=False))
+    atomic.write_text(folder / "detectors.csv", ctx.detectors.to_csv(index=False))
+    blob = {"format": DATA_FORMAT,
+            "protocols": [ctx.data[k].to_json() for k in sorted(ctx.data)],
+            "cells": dict(sorted(ctx.derived.items()))}  # fmt: skip
+    atomic.write_text(folder / "data.json", json.dumps(blob, indent=1, sort_keys=True) + "\n")
+    return list(EXPORTED)
 
 
 def _title(ds: str) -> str:
     return dataset_registry.get(ds).title if ds in dataset_registry.names() else ds
 
 
-def _paper(ctx: Context, ds: str) -> PaperValues | None:
-    """The paper's values for ``ds`` when a comparison means something (real data, cpu or paper profile)."""
+def _paper(sec: Section) -> PaperValues | None:
+    """The paper's values for a section when a comparison means something (not synthetic, cpu or paper profile)."""
+    ds = sec.dataset
     if ds not in dataset_registry.names():
         return None
     paper = dataset_registry.get(ds).paper
-    part = ctx.df[ctx.df.dataset == ds]
-    if paper is None or _is_synthetic(ctx.sources.get(ds, set())) or not set(part.profile) <= set(COMPARABLE_PROFILES):
+    if paper is None or sec.data.synthetic or not set(sec.df.profile) <= set(COMPARABLE_PROFILES):
         return None
     return paper
 
 
-def _profile_note(ctx: Context, ds: str) -> str:
-    profiles = set(ctx.df[ctx.df.dataset == ds].profile)
-    return f" {SMOKE_NOTE}" if "smoke" in profiles else ""
+def _profile_note(df: pd.DataFrame) -> str:
+    return f" {SMOKE_NOTE}" if "smoke" in set(df.profile) else ""
 
 
 def _paper_name(model: str) -> str | None:
@@ -210,16 +486,16 @@ def _paper_name(model: str) -> str | None:
 # ------------------------------------------------------------------------------------------------ tables
 
 
-def _metric_table(ctx: Context, ds: str, metric: str, paper: dict | None, name: str, title: str, caption: str,
+def _metric_table(sec: Section, metric: str, paper: dict | None, name: str, title: str, caption: str,
                   digits: int, extra: Callable[[pd.DataFrame, float], str] | None = None) -> Table:  # fmt: skip
     t = Table(name, title, caption, digits)
-    ratios = sorted(set(ctx.df[ctx.df.dataset == ds].ratio))
+    ratios = sorted(set(sec.df.ratio))
     in_references = False
-    for g in ctx.groups[ds]:
+    for g in sec.groups:
         if g.kind == "reference" and not in_references:
             t.add("— reference generators (not methods) —", {})
             in_references = True
-        part = ctx.part(g)
+        part = sec.part(g)
         cells, theirs, diff = {}, {}, {}
         pname = _paper_name(g.model)
         pvals = (paper or {}).get(pname, {}) if pname and not part.variant.iloc[0] else {}
@@ -242,21 +518,22 @@ def _recall_note(sel: pd.DataFrame, r: float) -> str:
     return f" (recall {m:.2f})" if m == m else ""
 
 
-def _dataset_tables(ctx: Context, ds: str, fid_metric: str) -> list[Table]:
+def _dataset_tables(sec: Section, fid_metric: str) -> list[Table]:
+    ds, suffix, tag = sec.dataset, sec.suffix, sec.tag
     spec = dataset_registry.get(ds) if ds in dataset_registry.names() else None
-    paper = _paper(ctx, ds)
+    paper = _paper(sec)
     numbers = spec.paper.table_numbers if spec is not None and spec.paper is not None else None
-    note = _data_note(ctx.sources.get(ds, set())) + "." + _profile_note(ctx, ds)
-    shared = shared_settings(ctx.df, ds)
+    note = _data_note(sec.data) + "." + _profile_note(sec.df)
+    shared = shared_settings(sec.df, ds)
     if shared:
         note += f" Settings changed from the profile's defaults in every row: {', '.join(shared)}."
     if spec is None:
         note += f" Dataset '{ds}' is not registered here (load its plug-in with --plugin): shown without paper values."
     if paper is None and spec is not None and spec.paper is not None:
         note += " No paper rows: synthetic data, or a profile whose budget makes a comparison meaningless."
-    n_note = _samples_note(ctx, ds)
-    t_in = f"table{numbers[0]}" if numbers else f"table_{ds}_inliers"
-    t_fd = f"table{numbers[1]}" if numbers else f"table_{ds}_fd"
+    n_note = _samples_note(sec)
+    t_in = (f"table{numbers[0]}" if numbers else f"table_{ds}_inliers") + suffix
+    t_fd = (f"table{numbers[1]}" if numbers else f"table_{ds}_fd") + suffix
     label_in = f"Table {numbers[0]}. " if numbers else ""
     label_fd = f"Table {numbers[1]}. " if numbers else ""
     has_fid = fid_metric == "fid"
@@ -267,23 +544,23 @@ def _dataset_tables(ctx: Context, ds: str, fid_metric: str) -> list[Table]:
         "trained classifier's feature space; paper FID values are shown for orientation only (no difference taken)."
     )
     tables = [_metric_table(
-        ctx, ds, "pct_inliers", None if paper is None else paper.pct_inliers, t_in,
-        f"{label_in}Percentage of generated inliers for {_title(ds)}",
+        sec, "pct_inliers", None if paper is None else paper.pct_inliers, t_in,
+        f"{label_in}Percentage of generated inliers for {_title(ds)}{tag}",
         f"Classified by the held-out inlier classifier; {n_note} {note}", 2,
     )]  # fmt: skip
     fd = _metric_table(
-        ctx, ds, fid_metric, None if paper is None or not has_fid else paper.fid, t_fd,
-        f"{label_fd}{'FID' if has_fid else 'Fréchet distance (fallback, not FID)'} of generated images for {_title(ds)}",
-        f"{fid_note} {note}", 3,
+        sec, fid_metric, None if paper is None or not has_fid else paper.fid, t_fd,
+        f"{label_fd}{'FID' if has_fid else 'Fréchet distance (fallback, not FID)'} of generated images for "
+        f"{_title(ds)}{tag}", f"{fid_note} {note}", 3,
     )  # fmt: skip
     if paper is not None and not has_fid:
-        ratios = set(ctx.df[ctx.df.dataset == ds].ratio)
+        ratios = set(sec.df.ratio)
         for pname, values in paper.fid.items():
             fd.add(f"{pname} (paper FID, other metric)", {f"{r:g}%": f"{v:.3f}" for r, v in values.items() if r in ratios})
     tables.append(fd)
-    tables.append(_headline_table(ctx, ds, fid_metric))
+    tables.append(_headline_table(sec, fid_metric))
     tables.append(_metric_table(
-        ctx, ds, "robustness", None, f"table_{ds}_robustness", f"Robustness index for {_title(ds)}",
+        sec, "robustness", None, f"table_{ds}_robustness{suffix}", f"Robustness index for {_title(ds)}{tag}",
         "(% inliers - replay) / (replay inliers - replay) on the same split, seed and sample count: 0 = as "
         "contaminated as the training data, 1 = as clean as the inlier-only oracle, negative = worse than the data; "
         "undefined at 0 %. Recall (share of real inliers covered) in brackets: a narrow mode scores high % inliers at "
@@ -292,16 +569,16 @@ def _dataset_tables(ctx: Context, ds: str, fid_metric: str) -> list[Table]:
     return tables
 
 
-def _headline_table(ctx: Context, ds: str, fid_metric: str) -> Table:
+def _headline_table(sec: Section, fid_metric: str) -> Table:
     """At the largest ratio: every configuration's % inliers, robustness, recall and FD/FID side by side."""
-    part = ctx.df[ctx.df.dataset == ds]
-    r = max(part.ratio)
+    ds = sec.dataset
+    r = max(sec.df.ratio)
     fd = "FID" if fid_metric == "fid" else "FD (not FID)"
-    t = Table(f"table_{ds}_at_{r:g}", f"Headline. {_title(ds)} at r = {r:g} %",
-              f"Mean ± 95 % t-interval over seeds (n = number of seeds). {_data_note(ctx.sources.get(ds, set()))}."
-              f"{_profile_note(ctx, ds)}", 2)  # fmt: skip
-    for g in ctx.groups[ds]:
-        sel = ctx.part(g)
+    t = Table(f"table_{ds}_at_{r:g}{sec.suffix}", f"Headline. {_title(ds)}{sec.tag} at r = {r:g} %",
+              f"Mean ± 95 % t-interval over seeds (n = number of seeds). {_data_note(sec.data)}."
+              f"{_profile_note(sec.df)}", 2)  # fmt: skip
+    for g in sec.groups:
+        sel = sec.part(g)
         sel = sel[sel.ratio == r]
         if sel.empty:
             continue
@@ -312,42 +589,55 @@ def _headline_table(ctx: Context, ds: str, fid_metric: str) -> Table:
     return t
 
 
-def _samples_note(ctx: Context, ds: str) -> str:
-    n = sorted({int(v) for v in ctx.df[ctx.df.dataset == ds].n_samples.dropna()})
+def _samples_note(sec: Section) -> str:
+    n = sorted({int(v) for v in sec.df.n_samples.dropna()})
     return f"{'/'.join(map(str, n))} generated samples per cell;" if n else ""
 
 
-def _f1_frame(store: ResultsStore) -> pd.DataFrame:
-    frames = []
-    cols = ["dataset", "seed", "ratio", "f1", "profile"]
-    for p in sorted(store.f1_dir.glob("*.csv")):
-        try:
-            frame = pd.read_csv(p)
-        except (OSError, ValueError, pd.errors.ParserError):
-            continue  # a damaged Table 5 input: left out (it is rebuilt by the next `bench run` of its dataset)
-        if set(cols[:4]) <= set(frame.columns):
-            frame["ratio"] = pd.to_numeric(frame["ratio"], errors="coerce")
-            frame["f1"] = pd.to_numeric(frame["f1"], errors="coerce")
-            frames.append(frame.dropna(subset=["ratio"]))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+def _protocols_by_dataset(table: pd.DataFrame, datasets: list[str]) -> dict[str, list[str]]:
+    """dataset -> the protocols of ``table``'s rows, in first-seen order (datasets of the report first)."""
+    out: dict[str, list[str]] = {}
+    if "dataset" not in table or table.empty:
+        return out
+    order = datasets + [d for d in dict.fromkeys(table.dataset.astype(str)) if d not in datasets]
+    for ds in order:
+        part = table[table.dataset.astype(str) == ds]
+        if len(part):
+            out[ds] = list(dict.fromkeys(part.protocol))
+    return out
 
 
 def _f1_table(ctx: Context) -> Table:
-    f1 = _f1_frame(ctx.store)
-    datasets = [d for d in dict.fromkeys(f1.dataset)]
-    notes = "; ".join(f"{_title(d)}: {_data_note(ctx.sources.get(d, set()))}" for d in datasets)
+    """Table 5: one line per dataset and protocol (the F1 of different data or classifiers is never averaged)."""
+    f1 = ctx.f1.copy()
+    f1["ratio"] = pd.to_numeric(f1["ratio"], errors="coerce")
+    f1["f1"] = pd.to_numeric(f1["f1"], errors="coerce")
+    by_ds = _protocols_by_dataset(f1, list(dict.fromkeys(s.dataset for s in ctx.sections)))
+    notes = []
+    for ds, protocols in by_ds.items():
+        for protocol in protocols:
+            data = ctx.data_for(ds, protocol)
+            notes.append(f"{_title(ds)}{_tag(data) if len(protocols) > 1 else ''}: {_data_note(data)}")
     t = Table("table5", "Table 5. Testing F1 of the binary inlier classifier",
-              f"Held-out labelled test sets at each test outlier ratio; inliers are the positive class. {notes}.", 3)  # fmt: skip
+              f"Held-out labelled test sets at each test outlier ratio; inliers are the positive class. "
+              f"{'; '.join(notes)}.", 3)  # fmt: skip
     ratios = sorted(set(f1.ratio)) if len(f1) else [0, 5, 10, 15, 20, 25, 30]
-    for ds in datasets:
-        part = f1[f1.dataset == ds]
-        profiles = sorted(set(part.profile.astype(str))) if "profile" in part else [""]
-        for prof in profiles:
-            sel = part[part.profile.astype(str) == prof] if "profile" in part else part
-            suffix = f" [{prof}]" if len(profiles) > 1 else ""
-            t.add(f"{_title(ds)}{suffix} (ours)", {f"{r:g}%": _fmt(*mean_ci(sel[sel.ratio == r].f1)[:2], 3) for r in ratios})
-        paper = _paper(ctx, ds)
-        if paper is not None and paper.f1:
+    for ds, protocols in by_ds.items():
+        comparable = False
+        for protocol in protocols:
+            part = f1[(f1.dataset.astype(str) == ds) & (f1.protocol == protocol)]
+            data = ctx.data_for(ds, protocol)
+            tag = _tag(data) if len(protocols) > 1 else ""
+            profiles = sorted(set(part.profile.astype(str))) if "profile" in part else [""]
+            for prof in profiles:
+                sel = part[part.profile.astype(str) == prof] if "profile" in part else part
+                suffix = f" [{prof}]" if len(profiles) > 1 else ""
+                t.add(f"{_title(ds)}{tag}{suffix} (ours)",
+                      {f"{r:g}%": _fmt(*mean_ci(sel[sel.ratio == r].f1)[:2], 3) for r in ratios})  # fmt: skip
+            comparable |= not data.synthetic and set(part.profile.astype(str)) <= set(COMPARABLE_PROFILES) \
+                if "profile" in part else not data.synthetic  # fmt: skip
+        paper = dataset_registry.get(ds).paper if ds in dataset_registry.names() else None
+        if comparable and paper is not None and paper.f1:
             t.add(f"{_title(ds)} (paper)", {f"{r:g}%": f"{v:.3f}" for r, v in paper.f1.items() if r in ratios})
     return t
 
@@ -356,9 +646,9 @@ def _set_table(ctx: Context, t: Table, prefix: str) -> Table:
     """Precision / recall / AUC columns ``<prefix>_precision`` ... per configuration and ratio (configurations
     without any are left out)."""
     cols = (f"{prefix}_precision", f"{prefix}_recall", f"{prefix}_auc")
-    for ds, groups in ctx.groups.items():
-        for g in groups:
-            part = ctx.part(g)
+    for sec in ctx.sections:
+        for g in sec.groups:
+            part = sec.part(g)
             part = part[part[cols[0]].notna() | part[cols[2]].notna()]
             if part.empty:
                 continue
@@ -367,7 +657,7 @@ def _set_table(ctx: Context, t: Table, prefix: str) -> Table:
                 sel = part[part.ratio == r]
                 p, rc, auc = (_fmt(*mean_ci(sel[c])[:2], 2) for c in cols)
                 cells[f"{r:g}%"] = f"P {p} / R {rc}" + (f" / AUC {auc}" if auc else "")
-            t.add(f"{_title(ds)} {g.label}", cells)
+            t.add(f"{_title(sec.dataset)}{sec.tag} {g.label}", cells)
     return t
 
 
@@ -385,18 +675,8 @@ def _filter_table(ctx: Context) -> Table:
         "only score them), for every filtered configuration.", 3), "filter")  # fmt: skip
 
 
-def _detector_frame(store: ResultsStore) -> pd.DataFrame:
-    frames = []
-    for p in sorted(store.detectors_dir.glob("*.csv")):
-        try:
-            frames.append(pd.read_csv(p))
-        except (OSError, ValueError, pd.errors.ParserError):
-            continue
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 def _detector_tables(ctx: Context) -> list[Table]:
-    det = _detector_frame(ctx.store)
+    det = ctx.detectors
     main = Table("table_detectors", "Extra table. Label-free outlier detectors on each training set",
                  "AUC, and precision / recall when dropping the top r of the scores (r = the true outlier ratio, "
                  "which a user does not know); fitted on the contaminated training images, scored against the labels. "
@@ -406,30 +686,36 @@ def _detector_tables(ctx: Context) -> list[Table]:
                   "detector's scores; the training set itself holds r % outliers. Mean over seeds.", 1)  # fmt: skip
     if det.empty or not {"dataset", "detector", "ratio", "fraction"} <= set(det.columns):
         return [main, sweep]
-    for ds in [d for d in ctx.groups if d in set(det.dataset)]:
-        part = det[det.dataset == ds]
-        for name in sorted(set(part.detector)):
-            d = part[part.detector == name]
-            cells = {}
-            for r in sorted(set(d.ratio)):
-                sel = d[(d.ratio == r) & d.oracle_fraction.astype(bool)]
-                auc, p, rc = (_fmt(*mean_ci(sel[c])[:2], 2) for c in ("auc", "precision", "recall"))
-                cells[f"{r:g}%"] = f"AUC {auc} / P {p} / R {rc}"
-            main.add(f"{_title(ds)} {name}", cells)
-            for f in sorted(set(d[~d.oracle_fraction.astype(bool)].fraction)):
+    datasets = list(dict.fromkeys(s.dataset for s in ctx.sections))
+    by_ds = _protocols_by_dataset(det, datasets)
+    for ds in [d for d in datasets if d in by_ds]:
+        for protocol in by_ds[ds]:
+            part = det[(det.dataset.astype(str) == ds) & (det.protocol == protocol)]
+            tag = _tag(ctx.data_for(ds, protocol)) if len(by_ds[ds]) > 1 else ""
+            for name in sorted(set(part.detector)):
+                d = part[part.detector == name]
                 cells = {}
                 for r in sorted(set(d.ratio)):
-                    sel = d[(d.ratio == r) & (d.fraction == f) & ~d.oracle_fraction.astype(bool)]
-                    n_in = _inliers_per_split(ctx, ds, r)
-                    left = mean_ci(100 * sel.kept_outlier_share)[0]
-                    lost = mean_ci(100 * sel.inliers_dropped / n_in)[0] if n_in else math.nan
-                    cells[f"{r:g}%"] = f"{left:.1f} / {lost:.1f}" if left == left else ""
-                sweep.add(f"{_title(ds)} {name}, f = {f:g}", cells)
+                    sel = d[(d.ratio == r) & d.oracle_fraction.astype(bool)]
+                    auc, p, rc = (_fmt(*mean_ci(sel[c])[:2], 2) for c in ("auc", "precision", "recall"))
+                    cells[f"{r:g}%"] = f"AUC {auc} / P {p} / R {rc}"
+                main.add(f"{_title(ds)}{tag} {name}", cells)
+                for f in sorted(set(d[~d.oracle_fraction.astype(bool)].fraction)):
+                    cells = {}
+                    for r in sorted(set(d.ratio)):
+                        sel = d[(d.ratio == r) & (d.fraction == f) & ~d.oracle_fraction.astype(bool)]
+                        n_in = _inliers_per_split(ctx, ds, protocol, r)
+                        left = mean_ci(100 * sel.kept_outlier_share)[0]
+                        lost = mean_ci(100 * sel.inliers_dropped / n_in)[0] if n_in else math.nan
+                        cells[f"{r:g}%"] = f"{left:.1f} / {lost:.1f}" if left == left else ""
+                    sweep.add(f"{_title(ds)}{tag} {name}, f = {f:g}", cells)
     return [main, sweep]
 
 
-def _inliers_per_split(ctx: Context, ds: str, r: float) -> float:
+def _inliers_per_split(ctx: Context, ds: str, protocol: str, r: float) -> float:
     part = ctx.df[(ctx.df.dataset == ds) & (ctx.df.ratio == r)]
+    own = part[part.protocol == protocol]
+    part = own if len(own) else part
     return float(part.n_inliers.iloc[0]) if len(part) else math.nan
 
 
@@ -442,24 +728,25 @@ def _fig4(ctx: Context, fid_metric: str, folder: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = list(ctx.groups)
-    if not datasets:
+    sections = ctx.sections
+    if not sections:
         return []
     panels = [("pct_inliers", "% generated inliers"),
               (fid_metric, "FID" if fid_metric == "fid" else "FD (classifier features; not FID)"),
               ("robustness", "robustness index")]  # fmt: skip
-    fig, axes = plt.subplots(len(datasets), 3, figsize=(15, 3.9 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(sections), 3, figsize=(15, 3.9 * len(sections)), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for row, ds in enumerate(datasets):
-        model_groups = [g for g in ctx.groups[ds] if g.kind != "reference"]
+    for row, sec in enumerate(sections):
+        model_groups = [g for g in sec.groups if g.kind != "reference"]
         style = {g.key: dict(color=colours[i % len(colours)], ls="-", marker="o") for i, g in enumerate(model_groups)}
-        for g in ctx.groups[ds]:
+        for g in sec.groups:
             if g.kind == "reference":
                 style[g.key] = dict(color="black" if "oracle" in g.label else "grey", ls="--", marker="")
+        xs_all = sorted(set(sec.df.ratio))
         for col, (metric, label) in enumerate(panels):
             ax = axes[row][col]
-            for g in ctx.groups[ds]:
-                part = ctx.part(g)
+            for g in sec.groups:
+                part = sec.part(g)
                 stats = [(r, *mean_ci(part[part.ratio == r][metric])[:2]) for r in sorted(set(part.ratio))]
                 stats = [s for s in stats if s[1] == s[1]]
                 if not stats:
@@ -470,14 +757,13 @@ def _fig4(ctx: Context, fid_metric: str, folder: Path) -> list[str]:
                 if len(lo) == len(ms):
                     ax.fill_between(xs, lo, [m + h for m, h in zip(ms, hws)], color=style[g.key]["color"], alpha=0.15)
             if metric == "pct_inliers":
-                xs = sorted(set(ctx.df[ctx.df.dataset == ds].ratio))
-                ax.plot(xs, [100 - x for x in xs], color="grey", lw=0.8, ls=":", label="training data (100 - r)")
+                ax.plot(xs_all, [100 - x for x in xs_all], color="grey", lw=0.8, ls=":", label="training data (100 - r)")
             if metric == "robustness":
                 ax.axhline(0, color="grey", lw=0.8, ls=":")
                 ax.axhline(1, color="black", lw=0.8, ls=":")
-            xs_all = sorted(set(ctx.df[ctx.df.dataset == ds].ratio))
             ax.set_xlim(min(xs_all) - 1, max(xs_all) + 1)  # the same r axis in every panel (robustness starts at r > 0)
-            ax.set_title(f"{_title(ds)}: {label}" + (" (SMOKE: meaningless)" if _profile_note(ctx, ds) else ""))
+            ax.set_title(f"{_title(sec.dataset)}{sec.tag}: {label}" + (" (SMOKE: meaningless)" if _profile_note(sec.df) else ""),
+                         fontsize=10 if sec.tag else None)  # fmt: skip
             ax.set_xlabel("training outlier ratio r (%)")
             ax.set_ylabel(label)
         axes[row][0].legend(fontsize=7, loc="lower left")
@@ -508,47 +794,131 @@ def _grid_count(store: ResultsStore, row: pd.Series) -> int | None:
 
 
 def _copy_grids(ctx: Context, folder: Path) -> list[tuple[str, int | None]]:
-    """Each configuration's grid (lowest seed) as grids/<ds>_<model>[_<digest>]_r<ratio>.png, plus one side-by-side
-    image per dataset and ratio (grids/<ds>_r<ratio>_models.png). Returns (name, samples shown)."""
+    """Each configuration's grid (lowest seed) as grids/<ds>_<model>[_<digest>]_r<ratio>.png, plus one image per
+    dataset and ratio with every configuration in a row (grids/<ds>_r<ratio>_models.png); a dataset with several
+    protocols has the protocol after its name. Returns (name, samples shown)."""
     names = []
-    for ds, groups in ctx.groups.items():
-        for ratio in sorted(set(ctx.df[ctx.df.dataset == ds].ratio)):
-            row_images = []
+    for sec in ctx.sections:
+        ds, groups = sec.dataset, sec.groups
+        for ratio in sorted(set(sec.df.ratio)):
+            rows = []
             for g in groups:
-                part = ctx.part(g)
+                part = sec.part(g)
                 part = part[part.ratio == ratio]
                 if part.empty:
                     continue
                 first = part.sort_values("seed").iloc[0]
-                src = _cell_folder(ctx.store, first) / "samples.png"
+                cell = _cell_folder(ctx.store, first)
+                src = cell / "samples.png"
                 if not src.exists():
                     continue
                 several = sum(other.model == g.model for other in groups) > 1
                 suffix = f"_{g.key[:8]}" if several else ""
-                name = f"grids/{ds}_{g.model}{suffix}_r{ratio:g}.png"
+                name = f"grids/{ds}{sec.suffix}_{g.model}{suffix}_r{ratio:g}.png"
                 with atomic.atomic_path(folder / name) as tmp:
                     shutil.copyfile(src, tmp)
                 names.append((name, _grid_count(ctx.store, first)))
-                row_images.append((g.label, folder / name))
-            if len(row_images) > 1:
-                name = f"grids/{ds}_r{ratio:g}_models.png"
-                _side_by_side(row_images, f"r = {ratio:g} %", folder / name)
+                rows.append((g.label, cell / "samples.npz", folder / name))
+            if len(rows) > 1:
+                name = f"grids/{ds}{sec.suffix}_r{ratio:g}_models.png"
+                _side_by_side(rows, f"{_title(ds)}{sec.tag}, r = {ratio:g} %: first samples of each configuration",
+                              folder / name)  # fmt: skip
                 names.append((name, None))
     return names
 
 
-def _side_by_side(grids: list[tuple[str, Path]], caption: str, dest: Path, gap: int = 10, label_h: int = 24) -> None:
-    """Paste labelled grid images left to right on a white canvas (written atomically)."""
+SIDE_BY_SIDE_WIDTH = 1600  # px: the side-by-side image fits a screen without zooming out
+LABEL_FONT, TITLE_FONT = 18, 20  # px
+
+
+def _font(size: int) -> Any:
+    """Pillow's own scalable font at ``size`` px (Pillow >= 10.1 with FreeType), else its small bitmap font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError, AttributeError):
+        return ImageFont.load_default()
+
+
+def _wrap(draw: Any, text: str, font: Any, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split(" "):
+        trial = f"{line} {word}".strip()
+        if line and draw.textlength(trial, font=font) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    return lines + ([line] if line else [])
+
+
+def _first_samples(npz: Path, n: int) -> Any:
+    """The first ``n`` samples of a cell (uint8 N x 3 x H x W), or None when they cannot be read."""
+    import numpy as np
+
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            arr = z["samples"][:n]
+    except (OSError, KeyError, ValueError, EOFError):
+        return None
+    return arr if arr.ndim == 4 and arr.shape[1] == 3 and arr.dtype == np.uint8 and len(arr) else None
+
+
+def _side_by_side(rows: list[tuple[str, Path, Path]], caption: str, dest: Path, width: int = SIDE_BY_SIDE_WIDTH,
+                  lines_per_row: int = 2, pad: int = 2, gap: int = 10) -> None:  # fmt: skip
+    """One image for every configuration of a dataset and ratio: a title, then one row per configuration (in report
+    order), its label in a column on the left and its first samples in ``lines_per_row`` lines, at most ``width`` px
+    wide, in a font that reads at screen size. ``rows``: (label, samples.npz, grid png used when the npz is
+    unreadable). Written atomically."""
+    import numpy as np
     from PIL import Image, ImageDraw
 
-    images = [Image.open(path).convert("RGB") for _, path in grids]
-    width = sum(im.width for im in images) + gap * (len(images) - 1)
-    canvas = Image.new("RGB", (width, max(im.height for im in images) + label_h), "white")
-    draw, x = ImageDraw.Draw(canvas), 0
-    for (label, _), im in zip(grids, images):
-        canvas.paste(im, (x, label_h))
-        draw.text((x + 4, 6), f"{label}, {caption}", fill="black")
-        x += im.width + gap
+    font, title_font = _font(LABEL_FONT), _font(TITLE_FONT)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_w = min(int(width * 0.25), max(int(probe.textlength(label, font=font)) for label, _, _ in rows) + 2 * gap)
+    size = None
+    for _, npz, _ in rows:
+        first = _first_samples(npz, 1)
+        if first is not None:
+            size = first.shape[-1]
+            break
+    tile = (size * max(1, 64 // size)) if size else 64
+    per_line = max(1, (width - label_w - gap) // (tile + pad))
+    strip_w = per_line * (tile + pad) - pad
+    row_h = lines_per_row * (tile + pad) - pad
+    line_h = LABEL_FONT + 4
+    title_lines = _wrap(probe, caption, title_font, label_w + gap + strip_w - 2 * gap)
+    top = gap + len(title_lines) * (TITLE_FONT + 6) + gap
+    heights = []
+    for label, _, _ in rows:
+        heights.append(max(row_h, len(_wrap(probe, label, font, label_w - 2 * gap)) * line_h))
+    canvas = Image.new("RGB", (label_w + gap + strip_w, top + sum(heights) + gap * len(rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, text in enumerate(title_lines):
+        draw.text((gap, gap + i * (TITLE_FONT + 6)), text, fill="black", font=title_font)
+    y = top
+    for (label, npz, png), h in zip(rows, heights):
+        draw.line([(0, y - gap // 2), (canvas.width, y - gap // 2)], fill=(210, 210, 210))
+        label_lines = _wrap(draw, label, font, label_w - 2 * gap)
+        y0 = y + max(0, (h - len(label_lines) * line_h) // 2)
+        for j, text in enumerate(label_lines):
+            draw.text((gap, y0 + j * line_h), text, fill="black", font=font)
+        samples = _first_samples(npz, per_line * lines_per_row)
+        if samples is not None:
+            up = max(1, tile // samples.shape[-1])
+            for k, img in enumerate(samples):
+                tile_img = Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0)))
+                if up > 1:
+                    tile_img = tile_img.resize((img.shape[2] * up, img.shape[1] * up), Image.NEAREST)
+                line, col = divmod(k, per_line)
+                canvas.paste(tile_img, (label_w + gap + col * (tile + pad), y + line * (tile + pad)))
+        else:  # no readable samples: the cell's grid, scaled to the row
+            grid = Image.open(png).convert("RGB")
+            scale = min(row_h / grid.height, strip_w / grid.width)
+            grid = grid.resize((max(1, int(grid.width * scale)), max(1, int(grid.height * scale))), Image.NEAREST)
+            canvas.paste(grid, (label_w + gap, y))
+        y += h + gap
     with atomic.atomic_path(dest) as tmp:
         canvas.save(tmp, format="PNG")
 
@@ -565,30 +935,50 @@ def load_context(out: Path, echo: Callable[[str], None] = lambda line: None) -> 
                          f"--out)")  # fmt: skip
     for line in loaded.notes:
         echo(line)
-    df = frame(loaded.records)
-    df["group"] = [_group_key(r) for _, r in df.iterrows()] if len(df) else []
-    sources = _data_sources(store, loaded.records) if loaded.from_cells else {}
-    return Context(store, df, _groups(df) if len(df) else {}, sources, list(loaded.notes))
+    return build_context(store, loaded.records, loaded.from_cells, loaded.notes)
 
 
-def write_report(out: Path, echo: Callable[[str], None] = lambda line: None) -> Path:
-    out = Path(out)
+def _remove_stale(folder: Path, tables: set[str], grids: set[str] | None) -> None:
+    """Tables and grids an earlier report wrote that this one did not (e.g. ``table1.csv`` once a second protocol
+    split it into ``table1_<protocol>.csv``): they would be read as current. Grids only when ``grids`` is given (a
+    report made from cells: a folder without them keeps the grids it was given)."""
+    for path in folder.glob("table*.*"):
+        if path.suffix in (".md", ".csv", ".tex") and path.name not in tables:
+            path.unlink(missing_ok=True)
+    for path in (folder / "grids").glob("*.png") if grids is not None else []:
+        if f"grids/{path.name}" not in grids:
+            path.unlink(missing_ok=True)
+
+
+def report_folder(out: Path) -> Path:
+    """OUT/report, unless something that is not a folder is in its place (a BenchError saying so)."""
     folder = ResultsStore(out).report_dir
     if folder.exists() and not folder.is_dir():
         raise BenchError(f"{folder} exists and is not a folder: move it away, the report is written there")
-    ctx = load_context(out, echo)
+    return folder
+
+
+def write_report(out: Path, echo: Callable[[str], None] = lambda line: None, context: Context | None = None) -> Path:
+    """Write every table, Fig. 4, the sample grids, report.md and the exported files (``EXPORTED``) to OUT/report.
+    ``context``: a :func:`load_context` of ``out`` already made (``bench report`` prints its headline table)."""
+    out = Path(out)
+    folder = report_folder(out)
+    ctx = context if context is not None else load_context(out, echo)
     folder.mkdir(parents=True, exist_ok=True)
     df = ctx.df
     has_fid = "fid" in df and df["fid"].notna().any()
     fid_metric = "fid" if has_fid else "fd_classifier"
     tables: list[Table] = []
-    for ds in ctx.groups:
-        tables += _dataset_tables(ctx, ds, fid_metric)
+    for sec in ctx.sections:
+        tables += _dataset_tables(sec, fid_metric)
     tables += [_f1_table(ctx), _flag_table(ctx), _filter_table(ctx), *_detector_tables(ctx)]
     for t in tables:
         t.write(folder)
+    exported = _write_exported(ctx, folder)
     figs = _fig4(ctx, fid_metric, folder)
     grids = _copy_grids(ctx, folder)
+    _remove_stale(folder, {f"{t.name}.{ext}" for t in tables for ext in ("md", "csv", "tex")},
+                  {g for g, _ in grids} if ctx.from_cells else None)  # fmt: skip
     lines = ["# robust-gen-bench report", ""]
     profiles = sorted(set(map(str, df.profile))) if len(df) else []
     if "smoke" in profiles:
@@ -601,9 +991,12 @@ def write_report(out: Path, echo: Callable[[str], None] = lambda line: None) -> 
     lines += [""] + [f"![Fig. 4]({f})" for f in figs if f.endswith(".png")] + [""]
     if grids:
         lines += ["## Sample grids", "",
-                  "Each cell's grid shows its first samples (lowest seed); the side-by-side images put every "
-                  "configuration of a dataset and ratio next to each other.", ""]  # fmt: skip
+                  "Each cell's grid shows its first samples (lowest seed); the *_models.png images put every "
+                  "configuration of a dataset and ratio in rows, one under the other.", ""]  # fmt: skip
         lines += [f"- [{g}]({g})" + (f" ({n} samples)" if n else "") for g, n in grids]
+    lines += ["", "## Exported with runs.csv", "",
+              "Copy runs.csv and " + ", ".join(exported) + " (from this folder) to regenerate every table elsewhere: "
+              "Table 5's rows, the detector tables' rows and each protocol's data (dataset, content fingerprint).", ""]  # fmt: skip
     lines += ["", "## Tables", ""]
     for t in tables:
         lines += [(folder / f"{t.name}.md").read_text(encoding="utf-8"), ""]

@@ -1,39 +1,75 @@
-"""What `bench run` prints at the end: per dataset, % generated inliers per model and ratio next to the training
-data's own share, the robustness index, where the report went, and what the numbers mean for this profile."""
+"""What `bench run` prints at the end, and `bench report` before its path: per dataset (and per protocol, when a
+dataset was run on several data or classifier settings), % generated inliers per model and ratio next to the training
+data's own share, the robustness index; then, for `bench run`, where the report went and what the numbers mean for
+this profile *and these data* (the embedded synthetic data, or a stand-in / your own folder)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from bench.datasets import registry as dataset_registry
 from bench.record import CellRecord
-from bench.store import frame
 
+SMOKE = ("SMOKE PROFILE: a plumbing check on tiny data and models; these numbers carry no meaning.")  # fmt: skip
+
+# What the numbers mean and what to run next: by profile, and by the data the cells were trained on.
 NEXT_STEPS = {
-    "smoke": "SMOKE PROFILE: a plumbing check on tiny data and models; these numbers carry no meaning. For the "
-             "phenomenon in minutes run the README's main job (bench run --profile demo ...).",
-    "demo": "These are synthetic data and tiny models: the point is the trend, not the values. Next: a real stand-in "
-            "with the cpu profile, e.g. bench run --profile cpu --datasets facemask --data-root "
-            "facemask=../shared/data/facemask-synth --jobs 2 --set run.threads=1 (about an hour on 2 cores).",
-    "cpu": "cpu profile: budget models at 32 px (one seed is noisy by several points; use --seeds 0,1,2 for CIs).",
-    "paper": "paper profile: the paper's protocol; compare with its tables only on its datasets.",
+    ("smoke", "synthetic"): f"{SMOKE} For the phenomenon in minutes run the README's main job (bench run --profile "
+                            f"demo ...).",
+    ("smoke", "folder"): f"{SMOKE} For numbers on this data, rerun with --profile cpu and the same --data-root (its "
+                         f"counts may need --set data.<dataset>.inliers=N for a small folder).",
+    ("demo", "synthetic"): "These are synthetic data and tiny models: the point is the trend, not the values. Next: a "
+                           "real stand-in with the cpu profile, e.g. bench run --profile cpu --datasets facemask "
+                           "--data-root facemask=../shared/data/facemask-synth --jobs 2 --set run.threads=1 (about "
+                           "an hour on 2 cores).",
+    ("demo", "folder"): "These are tiny 16 px models on a small sample of this data: the point is the trend, not the "
+                        "values. Next: the cpu profile on the same data (the same --data-root with --profile cpu; "
+                        "about an hour on 2 cores for 3,000 training images), with --seeds 0,1,2 for intervals.",
+    ("cpu", "synthetic"): "cpu profile on the embedded synthetic data (NOT a real dataset): budget models at 32 px, "
+                          "nothing to compare with the paper. Next: a stand-in or your own folder with --data-root "
+                          "NAME=PATH.",
+    ("cpu", "folder"): "cpu profile: budget models at 32 px (one seed is noisy by several points; use --seeds 0,1,2 "
+                       "for CIs).",
+    ("paper", "synthetic"): "paper profile on the embedded synthetic data: the paper's budget, but not its datasets; "
+                            "its tables compare only with its datasets (--data-root NAME=PATH).",
+    ("paper", "folder"): "paper profile: the paper's protocol; compare with its tables only on its datasets.",
 }  # fmt: skip
 
 
-def _pivot(records: list[CellRecord], metric: str, digits: int) -> list[str]:
-    from bench import report
+def data_kind(synthetic: bool | None) -> str:
+    """"synthetic" for the embedded synthetic data, "folder" for a stand-in or a user's folder (or unknown data)."""
+    return "synthetic" if synthetic else "folder"
 
-    df = frame(records)
-    df["group"] = [report._group_key(r) for _, r in df.iterrows()]
-    groups = [g for gs in report._groups(df).values() for g in gs]
+
+def closing_words(profile: str, data: list[Any]) -> str:
+    """What the numbers mean and what to run next, for ``profile`` and the data the cells used (``data``: the
+    report's :class:`~bench.report.Data` of each dataset and protocol). Mixed data: one sentence per kind, each
+    naming its datasets."""
+    kinds: dict[str, list[str]] = {}
+    for d in data:
+        kinds.setdefault(data_kind(d.synthetic), [])
+        if d.dataset not in kinds[data_kind(d.synthetic)]:
+            kinds[data_kind(d.synthetic)].append(d.dataset)
+    if not kinds:
+        kinds = {"synthetic": []}
+    if len(kinds) == 1:
+        return NEXT_STEPS.get((profile, next(iter(kinds))), "")
+    words = {"synthetic": "embedded synthetic data", "folder": "your data folders"}
+    return " ".join(f"{', '.join(names)} ({words[kind]}): {NEXT_STEPS.get((profile, kind), '')}"
+                    for kind, names in sorted(kinds.items()))  # fmt: skip
+
+
+def _pivot(sec: Any, metric: str, digits: int, min_ratio: float | None = None) -> list[str]:
+    df = sec.df if min_ratio is None else sec.df[sec.df.ratio > min_ratio]
     ratios = sorted(set(df.ratio))
-    width = max([len(g.label) for g in groups] + [26])
+    width = max([len(g.label) for g in sec.groups] + [26])
     lines = [f"{'':{width}s}" + "".join(f"{f'r = {r:g} %':>11s}" for r in ratios)]
     if metric == "pct_inliers":
         lines.append(f"{'training data (for scale)':{width}s}" + "".join(f"{100 - r:>11.1f}" for r in ratios))
-    for g in groups:
+    for g in sec.groups:
         part = df[df.group == g.key]
+        if part.empty:
+            continue
         cells = []
         for r in ratios:
             vals = part[part.ratio == r][metric].dropna()
@@ -42,39 +78,52 @@ def _pivot(records: list[CellRecord], metric: str, digits: int) -> list[str]:
     return lines
 
 
+def headline(ctx: Any, profile: str | None = None, meaningless: bool | None = None) -> list[str]:
+    """The headline pivots of a report context, one block per dataset and protocol. ``profile``: the run's (else the
+    profiles of each block's rows)."""
+    from bench.report import _title, shared_settings
+
+    lines: list[str] = []
+    for sec in ctx.sections:
+        df = sec.df
+        profiles = profile or ", ".join(sorted(set(map(str, df.profile))))
+        smoke = meaningless if meaningless is not None else "smoke" in set(df.profile)
+        seeds = sorted({int(s) for s in df.seed})
+        n = sorted({int(v) for v in df.n_samples.dropna() if v})
+        data = f"{sec.tag.strip(' []')}, " if sec.tag else ""
+        lines.append(f"{_title(sec.dataset)} ({data}{profiles} profile{', SMOKE: meaningless' if smoke else ''}): "
+                     f"% generated inliers (mean over seeds {','.join(map(str, seeds))}; "
+                     f"{'/'.join(map(str, n)) or '?'} samples per cell)")  # fmt: skip
+        shared = shared_settings(df, sec.dataset)
+        if shared:
+            lines.append(f"(settings changed from the profile's defaults in every row: {', '.join(shared)})")
+        lines += _pivot(sec, "pct_inliers", 1)
+        r30 = max(df.ratio)
+        lines.append(f"(a model that learned its training data exactly would generate {100 - r30:g} % inliers at "
+                     f"r = {r30:g} %: the 'replay' row, when present, measures that under this classifier)")  # fmt: skip
+        if df.robustness.notna().any():
+            lines += ["", f"{_title(sec.dataset)}: robustness index (0 = as contaminated as the data, 1 = as clean as "
+                          f"the inlier-only oracle; read with recall)"]  # fmt: skip
+            lines += _pivot(sec, "robustness", 2, min_ratio=0)
+        lines.append("")
+    return lines
+
+
 def end_of_run(spec: Any, records: list[CellRecord], report_path: Path | None) -> str:
+    from bench import report
+
     if not records:
         return "(no finished cells)"
     profile = spec.profile.name
-    lines: list[str] = []
-    for ds in dict.fromkeys(r.dataset for r in records):
-        part = [r for r in records if r.dataset == ds]
-        title = dataset_registry.get(ds).title if ds in dataset_registry.names() else ds
-        seeds = sorted({r.seed for r in part})
-        n = sorted({r.n_samples for r in part if r.n_samples})
-        lines.append(f"{title} ({profile} profile{', SMOKE: meaningless' if spec.profile.meaningless else ''}): "
-                     f"% generated inliers (mean over seeds {','.join(map(str, seeds))}; "
-                     f"{'/'.join(map(str, n)) or '?'} samples per cell)")  # fmt: skip
-        from bench.report import shared_settings
-
-        shared = shared_settings(frame(part), ds)
-        if shared:
-            lines.append(f"(settings changed from the profile's defaults in every row: {', '.join(shared)})")
-        lines += _pivot(part, "pct_inliers", 1)
-        r30 = max(r.ratio for r in part)
-        lines.append(f"(a model that learned its training data exactly would generate {100 - r30:g} % inliers at "
-                     f"r = {r30:g} %: the 'replay' row, when present, measures that under this classifier)")  # fmt: skip
-        if any(r.score.robustness is not None for r in part):
-            lines += ["", f"{title}: robustness index (0 = as contaminated as the data, 1 = as clean as the "
-                          f"inlier-only oracle; read with recall)"]  # fmt: skip
-            lines += _pivot([r for r in part if r.ratio > 0], "robustness", 2)
-        lines.append("")
+    ctx = report.build_context(spec.store, records)
+    lines = headline(ctx, profile, spec.profile.meaningless)
     if report_path is not None:
         folder = Path(report_path).parent
         lines += [f"report: {report_path}", f"Fig. 4: {folder / 'fig4.png'}"]
         if any((folder / "grids").glob("*_models.png")):  # written only where two or more models share a ratio
-            lines.append(f"side-by-side sample grids: {folder / 'grids'}/<dataset>_r<ratio>_models.png")
+            lines.append(f"sample grids, every model of a ratio in one image: {folder / 'grids'}/"
+                         f"<dataset>_r<ratio>_models.png")  # fmt: skip
         elif any((folder / "grids").glob("*.png")):
             lines.append(f"sample grids: {folder / 'grids'}/<dataset>_<model>_r<ratio>.png")
-    lines.append(NEXT_STEPS.get(profile, ""))
+    lines.append(closing_words(profile, [sec.data for sec in ctx.sections]))
     return "\n".join(lines).rstrip()

@@ -45,6 +45,20 @@ def test_report_writes_all_tables_and_figures(grid):
     assert replay["30%"].startswith("0.00") and "recall" in replay["30%"]
 
 
+def test_bench_report_prints_the_headline_table_before_the_path(grid, capsys):
+    from bench.cli import main
+
+    capsys.readouterr()
+    assert main(["report", "--out", str(grid)]) == 0
+    printed = capsys.readouterr().out.rstrip().splitlines()
+    assert printed[-1] == f"report written to {grid / 'report' / 'report.md'}"
+    head = printed.index(next(line for line in printed if line.startswith("FaceMask (smoke profile")))
+    assert "% generated inliers" in printed[head] and printed[head + 1].startswith("(settings changed")
+    assert printed[head + 2].split() == ["r", "=", "0", "%", "r", "=", "30", "%"]
+    assert printed[head + 3].startswith("training data (for scale)") and printed[head + 4].startswith("test_mean")
+    assert any(line.startswith("RoomCrop (smoke profile") for line in printed)
+
+
 def test_report_on_exported_results_without_cells():
     """Results folders written by earlier versions (runs.csv only, docs/results-standin/) still load."""
     import shutil
@@ -81,13 +95,14 @@ def test_table_cells_are_mean_and_ci_over_seeds(grid):
     assert n == 2 and ours["30%"] == f"{m:.2f} ± {hw:.2f}"
 
 
-def test_side_by_side_grid_puts_models_in_the_paper_order(tmp_path):
+def test_side_by_side_image_has_models_in_rows_at_screen_width(tmp_path):
+    """One image per dataset and ratio: a configuration per row (label column on the left, readable font), at most
+    1600 px wide, in the paper's order whatever order the rows came in (it was a 4848 x 708 strip with 8 px titles)."""
+    import numpy as np
     import torch
     from PIL import Image
 
-    from bench.image_grid import save_grid
-
-    colours = {"gan": 0, "rvqvae": 255}  # all-black GAN samples, all-white RVQ-VAE samples
+    colours = {"gan": (255, 0, 0), "rvqvae": (0, 0, 255)}  # all-red GAN samples, all-blue RVQ-VAE samples
     results = store.ResultsStore(tmp_path)
     for model, value in colours.items():
         digest = hashlib.sha256(model.encode()).hexdigest()
@@ -95,18 +110,24 @@ def test_side_by_side_grid_puts_models_in_the_paper_order(tmp_path):
                                             "profile": "cpu", "config_digest": digest, "settings_digest": digest,
                                             "pct_inliers": 50.0})  # fmt: skip
         folder = results.cell_folder(record.cell, digest)
-        save_grid(folder / "samples.png", torch.full((4, 3, 16, 16), value, dtype=torch.uint8), upscale=1)
+        samples = torch.tensor(value, dtype=torch.uint8).view(1, 3, 1, 1).expand(100, 3, 16, 16).contiguous()
         results.begin_cell(folder, {"config_digest": digest})
+        results.write_samples(folder, samples, 100)
         results.finish_cell(folder, record, {})
     ctx = report.load_context(tmp_path)
     names = [n for n, _ in report._copy_grids(ctx, tmp_path / "report")]
     assert "grids/facemask_r30_models.png" in names
-    both = Image.open(tmp_path / "report" / "grids" / "facemask_r30_models.png").convert("L")
-    one = Image.open(tmp_path / "report" / "grids" / "facemask_gan_r30.png")
-    assert both.width == 2 * one.width + 10 and both.height == one.height + 24
-    y = 24 + one.height // 2 + 1  # inside a sample, below the label row
-    left, right = both.getpixel((3, y)), both.getpixel((one.width + 10 + 3, y))
-    assert (left, right) == (255, 0)  # RVQ-VAE left of GAN, whatever order the rows came in
+    both = np.asarray(Image.open(tmp_path / "report" / "grids" / "facemask_r30_models.png").convert("RGB")).astype(int)
+    height, width, _ = both.shape
+    assert width <= report.SIDE_BY_SIDE_WIDTH and height < width  # a screen's shape, not a 7:1 strip
+    column = both[:, width - 20]  # through the last samples of each row
+    blue = [y for y in range(height) if tuple(column[y]) == (0, 0, 255)]
+    red = [y for y in range(height) if tuple(column[y]) == (255, 0, 0)]
+    assert blue and red and max(blue) < min(red)  # RVQ-VAE's row above GAN's
+    label_col = both[:, : width // 5].sum(axis=2)
+    for ys, title in ((blue, "RVQ-VAE"), (red, "GAN")):
+        ink = [y for y in range(min(ys), max(ys) + 1) if (label_col[y] < 200).any()]
+        assert ink and max(ink) - min(ink) >= 12, title  # its label, left of its samples, >= 12 px tall glyphs
 
 
 def test_mean_ci_hand_checked():
