@@ -4,11 +4,16 @@ Models call ``with progress(total=epochs, desc="rvqvae train") as bar: bar.updat
 Three kinds: tqdm bars on a terminal, counted lines (``LineProgress``: a line when a phase starts, at most every
 ``every_s`` seconds while it runs, and when it ends; for pipes, logs and parallel workers) and silence. On a
 terminal, ``status_line`` speaks for start-up (importing torch, planning) and is erased when output begins.
+
+One clock: every line's ``[mm:ss]`` counts from the run's start, the driver's lines and its worker processes' alike.
+The driver marks the start (``start_run_clock``, called by ``for_terminal``) in an environment variable that the
+worker processes it starts afterwards inherit; a ``LineProgress`` made in a worker reads it (``run_clock_t0``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -62,6 +67,27 @@ def note(progress: Any, message: str, phase: Any = "start") -> None:
 
 
 PROCESS_T0 = time.monotonic()  # about when the process started: the `bench` launcher imports this module first
+RUN_CLOCK_ENV = "BENCH_RUN_CLOCK_T0"  # the run's start (seconds since the epoch), inherited by its worker processes
+_MAX_RUN_S = 30 * 86400  # a mark older than this (or in the future) is not this run's
+
+
+def start_run_clock(t0: float | None = None) -> float:
+    """Make ``t0`` (a ``time.monotonic()`` value; default: the process start) the origin of every line's clock in this
+    run: in this process, and in the worker processes (loky, a local Dask cluster) it starts afterwards, which
+    inherit the environment variable. Returns ``t0``."""
+    t0 = PROCESS_T0 if t0 is None else t0
+    os.environ[RUN_CLOCK_ENV] = repr(time.time() - (time.monotonic() - t0))
+    return t0
+
+
+def run_clock_t0() -> float:
+    """The ``time.monotonic()`` value the run's clock counts from: the driver's mark when this process inherited one
+    (a worker), else now."""
+    try:
+        elapsed = time.time() - float(os.environ[RUN_CLOCK_ENV])
+    except (KeyError, ValueError):
+        return time.monotonic()
+    return time.monotonic() - elapsed if 0 <= elapsed < _MAX_RUN_S else time.monotonic()
 
 
 def _clock(seconds: float) -> str:
@@ -111,7 +137,7 @@ class LineProgress:
 
     def __init__(self, prefix: str = "", every_s: float = 5.0, stream: TextIO | None = None):
         self.prefix, self.every_s, self.stream = prefix, every_s, stream
-        self.t0 = time.monotonic()
+        self.t0 = run_clock_t0()  # a worker's lines count from the run's start, like the driver's
         self._phase: Any = None  # the running bar, or a (message, start) of a phase announced by note()
         self._last_line = time.monotonic()
         self._lock = threading.Lock()
@@ -313,7 +339,7 @@ def for_terminal(jobs: int = 1) -> LineProgress | TqdmProgress:
     """Bars on an interactive terminal with one job, counted lines otherwise (pipes, logs, parallel workers, and a
     terminal that reports no width, where tqdm would draw nothing)."""
     out = TqdmProgress() if sys.stderr.isatty() and jobs <= 1 and _terminal_columns() >= 40 else LineProgress()
-    out.t0 = PROCESS_T0  # the clock of the run's lines counts from the start, as the start-up status line did
+    out.t0 = start_run_clock(PROCESS_T0)  # from the start, as the start-up status line did; workers inherit it
     return out
 
 

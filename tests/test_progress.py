@@ -32,6 +32,47 @@ def test_line_progress_heartbeat_speaks_for_a_phase_until_it_ends():
     assert stream.getvalue() == settled  # an ended phase gets no more heartbeats
 
 
+def test_worker_lines_count_from_the_runs_start_like_the_drivers(monkeypatch):
+    """One clock: a worker process started by the run prints its cell's lines on the driver's clock, not from [00:00]
+    (the driver marks the run's start in the environment its loky / Dask workers inherit)."""
+    import json
+
+    from bench import progress
+
+    monkeypatch.setenv(progress.RUN_CLOCK_ENV, "0")  # recorded, so the mark for_terminal sets is undone afterwards
+    monkeypatch.delenv(progress.RUN_CLOCK_ENV)
+    monkeypatch.setattr(progress, "PROCESS_T0", time.monotonic() - 125)  # the run started 2 min 5 s ago
+    driver = progress.for_terminal(jobs=2)  # counted lines: what `bench run --jobs 2` uses off a terminal
+    assert isinstance(driver, LineProgress)
+    stream = io.StringIO()
+    driver.stream = stream
+    note(driver, "cell facemask/gan/r30/s0", phase=None)
+    worker = ("import io, json; from bench.progress import LineProgress, note; s = io.StringIO(); "
+              "p = LineProgress('facemask/gan/r30/s0: ', stream=s); note(p, 'fit', phase=None); "
+              "print(json.dumps(s.getvalue()))")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # what a worker started now inherits
+    line = json.loads(subprocess.run([sys.executable, "-c", worker], env=env, capture_output=True, text=True,
+                                     check=True, timeout=120).stdout)  # fmt: skip
+    driver_clock, worker_clock = stream.getvalue()[:7], line[:7]
+    assert driver_clock in ("[02:05]", "[02:06]")
+    assert worker_clock >= driver_clock and worker_clock < "[04:00]"  # the same origin (the subprocess took seconds)
+    fresh = LineProgress(stream=io.StringIO())  # in the driver too, a LineProgress made later keeps the run's clock
+    note(fresh, "x", phase=None)
+    assert fresh.stream.getvalue()[:7] >= driver_clock
+
+
+def test_without_a_run_mark_lines_count_from_their_start(monkeypatch):
+    from bench import progress
+
+    monkeypatch.setenv(progress.RUN_CLOCK_ENV, "0")
+    monkeypatch.delenv(progress.RUN_CLOCK_ENV)
+    stream = io.StringIO()
+    note(LineProgress(stream=stream), "scoring", phase=None)  # bench score: its own clock, from now
+    assert stream.getvalue().startswith("[00:00] scoring")
+    monkeypatch.setenv(progress.RUN_CLOCK_ENV, "not a time")
+    assert abs(progress.run_clock_t0() - time.monotonic()) < 1
+
+
 def test_status_line_is_silent_off_a_terminal():
     stream = io.StringIO()
     status = StatusLine(stream)
