@@ -289,6 +289,7 @@ def test_a_worker_killed_mid_cell_resumes_the_cell_from_its_checkpoint(tmp_path,
         name = next(n for n, p in cluster.workers.items() if p.pid == pid)
         _kill(cluster.workers[name])
         killed_at = max(s for p, e, f, s in marker_lines(marker) if p == pid and f == folder)
+        rows_at_kill = len(pd.read_csv(out / "runs.csv")) if (out / "runs.csv").exists() else 0
         stdout, stderr = driver.communicate(timeout=300)
     finally:
         _kill(driver)
@@ -303,8 +304,9 @@ def test_a_worker_killed_mid_cell_resumes_the_cell_from_its_checkpoint(tmp_path,
     assert len(records) == 2 and not problems
     print(
         f"killed worker {name} (pid {pid}) in {folder} at step {killed_at}; the cell resumed from step "
-        f"{history['resumed_from']} on the other worker; runs.csv rows: {len(frame)}"
+        f"{history['resumed_from']} on the other worker; runs.csv rows: {rows_at_kill} at the kill, {len(frame)} at the end"
     )
+    print("\n".join(line[:160] for line in stderr.splitlines() if "/s0" in line))
 
 
 @pytest.mark.slow
