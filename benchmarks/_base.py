@@ -19,10 +19,14 @@ def export(rev: str) -> Path:
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
     (out / "bench").rename(out / BASE_PKG)
     pattern = re.compile(r"\bbench(?=[.\s]|$)")
+    # Module names as string literals ("bench.models.registry", module == "bench" in registries.is_builtin): without
+    # this, the exported built-ins would count as plug-ins of a package that is still loading its built-ins.
+    literal = re.compile(r"""(["'])bench(?=\.|\1)""")
     for path in (out / BASE_PKG).rglob("*.py"):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
         fixed = [pattern.sub(BASE_PKG, ln) if re.match(r"\s*(from|import)\s+bench\b", ln) or "bench.models" in ln
                  else ln for ln in lines]
+        fixed = [literal.sub(rf"\g<1>{BASE_PKG}", ln) for ln in fixed]
         path.write_text("".join(fixed), encoding="utf-8")
     sys.path.insert(0, str(out))
     return out

@@ -2,6 +2,7 @@
 
     PYTHONPATH=$PWD python benchmarks/ab.py --base 245ebff gan.train sdnrgan3.train
     PYTHONPATH=$PWD python benchmarks/ab.py --base HEAD vqvae.prior --rounds 21 --threads 2   # uncommitted changes
+    PYTHONPATH=$PWD python benchmarks/ab.py --precision gan.train vqvae.prior   # this checkout, fp32 vs bf16
 
 ``--base`` is exported (``git archive``, the ``bench`` package only) to a temporary folder and imported in the same
 process as the package ``bench_base`` (its ``bench`` imports rewritten), so both versions run side by side: each
@@ -11,6 +12,10 @@ same load on a shared machine. Times are CPU time of this thread with one torch 
 processes does not count; the wall-time ratio is printed too) and wall time with more. Printed: the median seconds per call of each, and the median of the per-round ratios
 base / new (the figure to quote) with its quartiles. Workloads (see roofline.py): ``MODEL.train``, ``MODEL.prior``
 (VQ models), ``MODEL.sample``, ``eval``.
+
+``--precision``: no base; this checkout's fp32 step against its bf16 step (``FitConfig.precision``, bench/precision.py),
+built with the same seed, in the same alternating rounds; "base" is fp32, "new" bf16, and the ratio fp32 / bf16 (> 1:
+bf16 is faster). A ``sample`` workload in bf16 runs ``sample()`` under bf16 autocast (the models sample in fp32).
 """
 
 from __future__ import annotations
@@ -36,12 +41,18 @@ def quartiles(xs: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
-def compare(name: str, rounds: int, calls: int, warmup: int, base_set: dict, new_set: dict) -> dict:
+def compare(
+    name: str, rounds: int, calls: int, warmup: int, base_set: dict, new_set: dict, precision: bool = False
+) -> dict:
+    """Both sides of one workload timed in alternating rounds; ``precision``: this checkout fp32 (base) vs bf16
+    (new) instead of the exported base commit vs this checkout."""
     model = name.partition(".")[0]
+    base = ("bench", "fp32") if precision else (BASE_PKG, "fp32")
+    new = ("bench", "bf16") if precision else ("bench", "fp32")
     torch.manual_seed(0)
-    fb = roofline.workload(name, BASE_PKG, base_set.get(model)).setup()
+    fb = roofline.workload(name, base[0], base_set.get(model), precision=base[1]).setup()
     torch.manual_seed(0)
-    fn = roofline.workload(name, "bench", new_set.get(model)).setup()
+    fn = roofline.workload(name, new[0], new_set.get(model), precision=new[1]).setup()
     for _ in range(warmup):
         fb()
         fn()
@@ -57,6 +68,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("workloads", nargs="+")
     ap.add_argument("--base", default="HEAD", help="commit to compare against (default HEAD: uncommitted changes)")
+    ap.add_argument("--precision", action="store_true",
+                    help="compare this checkout's fp32 (base) and bf16 (new) steps instead of a base commit")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--calls", type=int, default=1, help="calls per run")
     ap.add_argument("--warmup", type=int, default=2)
@@ -66,15 +79,19 @@ def main() -> None:
     args = ap.parse_args()
     base_set, new_set = json.loads(args.base_set), json.loads(args.new_set)
     torch.set_num_threads(args.threads)
-    rev = short(args.base)
-    export(args.base)
-    print(f"base {args.base} ({rev}) vs this checkout (commit {describe()}); "
+    if args.precision:
+        sides = f"fp32 (base) vs bf16 (new), this checkout (commit {describe()})"
+    else:
+        export(args.base)
+        sides = f"base {args.base} ({short(args.base)}) vs this checkout (commit {describe()})"
+    print(f"{sides}; "
           f"{'base overrides ' + args.base_set + ', ' if base_set else ''}"
           f"{'new overrides ' + args.new_set + ', ' if new_set else ''}threads={args.threads}, {args.rounds} alternating rounds of {args.calls} call(s); "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     for name in args.workloads:
-        r = compare(name, args.rounds, args.calls, args.warmup, base_set, new_set)
-        print(f"{name}: base {r['base_s']:.4f} s, new {r['new_s']:.4f} s per call (medians); base/new "
+        r = compare(name, args.rounds, args.calls, args.warmup, base_set, new_set, args.precision)
+        a, b = ("fp32", "bf16") if args.precision else ("base", "new")
+        print(f"{name}: {a} {r['base_s']:.4f} s, {b} {r['new_s']:.4f} s per call (medians); {a}/{b} "
               f"{r['ratio']:.3f}x (median of {r['rounds']} alternating rounds, quartiles {r['q1']:.3f}-{r['q3']:.3f}; "
               f"wall-time ratio {r['wall_ratio']:.3f}x); load average {os.getloadavg()[0]:.1f}", flush=True)
 
