@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import filtering, grid, loading
+from bench import filtering, grid, loading, precision
 from bench import plugins as _plugins
 from bench.cell import evaluator_for, open_split
 from bench.config import PROFILE_NAMES, Profile, load_profile, to_toml
@@ -182,9 +182,11 @@ def plan(
     if scheduler is not None and sel.backend != "dask":
         raise BenchError(f"--scheduler {scheduler} is a Dask scheduler: add --backend dask (or drop --scheduler)")
     check_inception_weights(prof)
+    used, why = precision.resolve(prof.run.precision, prof.run.device)
+    prof.run.precision = used  # the precision the cells train in: in their digest, variant and config.json
     spec = grid.GridSpec(
         prof, Path(out), sel.datasets, sel.models, sel.ratios, sel.seeds, sel.data_roots, sel.filters, sel.jobs,
-        sel.backend, scheduler, [p.ref for p in loaded], command,
+        sel.backend, scheduler, [p.ref for p in loaded], command, [f"note: {why}"] if why else [],
     )  # fmt: skip
     planned = grid.plan(spec)  # checks the data roots; reads no images and writes nothing
     if check_out:

@@ -234,6 +234,8 @@ def run(models_, datasets_, ratios, seeds, data_roots, out, jobs, backend, sched
     if print_config:
         click.echo(toml, nl=False)
         return
+    for line in spec.notes:
+        click.echo(line, err=True)
     if dry_run:
         click.echo("\n".join(grid.dry_run_lines(planned)))
         return

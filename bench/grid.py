@@ -42,6 +42,7 @@ class GridSpec:
     scheduler: str | None = None
     plugins: list[str] = field(default_factory=list)
     command: str = ""
+    notes: list[str] = field(default_factory=list)  # one line each, said before the grid runs (e.g. a precision fallback)
 
     @property
     def store(self) -> ResultsStore:
@@ -135,7 +136,8 @@ def dry_run_lines(planned: list[PlannedCell]) -> list[str]:
         lines.append(f"{p.state:5s}  {what}{extra}")
     counts = {s: sum(p.state == s for p in planned) for s in ("done", "todo", "stale")}
     profile = planned[0].job.profile["name"] if planned else "?"
-    lines.append(f"{len(planned)} cells (profile {profile}): {counts['done']} done, {counts['todo']} todo, {counts['stale']} stale "
+    precision = planned[0].job.profile["run"].get("precision", "fp32") if planned else "fp32"
+    lines.append(f"{len(planned)} cells (profile {profile}, training in {precision}): {counts['done']} done, {counts['todo']} todo, {counts['stale']} stale "
                  f"(stale: only finished with other settings; these settings run as a new cell beside them)")  # fmt: skip
     return lines
 

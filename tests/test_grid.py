@@ -130,7 +130,7 @@ def test_dry_run_lists_cells(tmp_path, capsys, mean_plugin):
     assert main(["run", "--profile", "smoke", "--models", "test_mean", "--ratios", "0,5,...,15", "--dry-run",
                  "--datasets", "facemask,roomcrop", "--out", str(tmp_path)]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "8 cells (profile smoke): 0 done, 8 todo, 0 stale" in out and "todo   " in out and "roomcrop/test_mean/r15/s0" in out
+    assert "8 cells (profile smoke, training in fp32): 0 done, 8 todo, 0 stale" in out and "todo   " in out and "roomcrop/test_mean/r15/s0" in out
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # a dry run writes nothing
 
 
@@ -149,3 +149,21 @@ def test_print_config_round_trip_gives_the_same_digests(tmp_path, capsys):
     _, via_file = api.plan(config=path, **common)
     assert [p.job.identity.config_digest for p in direct] == [p.job.identity.config_digest for p in via_file]
     assert {p.job.identity.variant for p in via_file} >= {"eta=0.1", "data.roomcrop.params.reading=area"}
+
+
+def test_bf16_is_another_cell_and_falls_back_to_fp32_in_one_line(tmp_path, monkeypatch, capsys):
+    """run.precision=bf16 gets its own digest and variant (fp32 cells keep theirs); on a CPU without native bf16 the
+    plan trains in fp32 and says why in one note."""
+    from bench import precision
+
+    base = dict(profile="smoke", out=tmp_path, check_out=False)
+    _, (fp32,) = api.plan(["gan"], ["facemask"], [30], [0], **base)
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": (True, ""))
+    spec, (bf16,) = api.plan(["gan"], ["facemask"], [30], [0], overrides={"run.precision": "bf16"}, **base)
+    assert bf16.job.identity.config_digest != fp32.job.identity.config_digest and not spec.notes
+    assert bf16.job.identity.variant == "precision=bf16" and fp32.job.identity.variant == ""
+    assert bf16.job.profile["run"]["precision"] == "bf16"
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": (False, "no avx512_bf16"))
+    spec, (fallback,) = api.plan(["gan"], ["facemask"], [30], [0], overrides={"run.precision": "bf16"}, **base)
+    assert fallback.job.identity.config_digest == fp32.job.identity.config_digest
+    assert spec.notes == ["note: precision bf16 requested but training runs in fp32 on cpu: no avx512_bf16"]
