@@ -203,7 +203,7 @@ def _tag(data: Data) -> str:
 class Context:
     store: ResultsStore
     df: pd.DataFrame
-    sections: list[Section]  # per dataset (first-seen order), per protocol (first-seen order)
+    sections: list[Section]  # per dataset (first-seen order), per protocol (_section_order)
     data: dict[tuple[str, str], Data]  # (dataset, protocol) -> its data, for every protocol any table names
     f1: pd.DataFrame  # Table 5's rows (with a protocol column)
     detectors: pd.DataFrame  # the detector tables' rows (with a protocol column)
@@ -351,7 +351,11 @@ def _with_protocol(frame: pd.DataFrame) -> pd.DataFrame:
 def _f1_frame(store: ResultsStore) -> pd.DataFrame:
     """Table 5's rows: every f1/*.csv, or, without f1/ (an exported folder), the report's own f1.csv."""
     cols = ["dataset", "seed", "ratio", "f1", "profile", "protocol"]
-    paths = sorted(store.f1_dir.glob("*.csv")) if store.f1_dir.is_dir() else [p for p in [_exported(store, "f1.csv")] if p]
+    if store.f1_dir.is_dir():
+        paths = sorted(store.f1_dir.glob("*.csv"))
+    else:  # the report's own export, else f1 files copied beside runs.csv (older exports: f1_<dataset>_s<seed>.csv)
+        own = _exported(store, "f1.csv")
+        paths = [own] if own is not None else sorted(store.out.glob("f1_*.csv"))
     frames = []
     for p in paths:
         frame = _read_csv(p)
@@ -416,7 +420,7 @@ def build_context(store: ResultsStore, records: list[CellRecord], from_cells: bo
     data = {key: _combine(*key, f) for key, f in found.items()}
     sections = []
     for ds in dict.fromkeys(df.dataset):
-        keys = list(dict.fromkeys(df[df.dataset == ds].protocol))
+        keys = sorted(dict.fromkeys(df[df.dataset == ds].protocol), key=lambda p: _section_order(data[(ds, p)]))
         for protocol in keys:
             part = df[(df.dataset == ds) & (df.protocol == protocol)]
             sections.append(Section(data[(ds, protocol)], part, _groups(part).get(ds, []), len(keys) > 1))
@@ -429,6 +433,11 @@ def build_context(store: ResultsStore, records: list[CellRecord], from_cells: bo
                     known = exported[0].get((ds, protocol)) if not from_cells else None
                     ctx.data[(ds, protocol)] = known or ctx.data_for(ds, protocol)
     return ctx
+
+
+def _section_order(data: Data) -> tuple:
+    """The embedded synthetic data first, then recorded folders by fingerprint, then rows of unknown data."""
+    return (0 if data.synthetic else 1 if data.source else 2, data.source, not data.protocol, data.protocol)
 
 
 def _exported_data(store: ResultsStore) -> tuple[dict[tuple[str, str], Data], dict[str, str]]:
@@ -594,16 +603,19 @@ def _samples_note(sec: Section) -> str:
     return f"{'/'.join(map(str, n))} generated samples per cell;" if n else ""
 
 
-def _protocols_by_dataset(table: pd.DataFrame, datasets: list[str]) -> dict[str, list[str]]:
-    """dataset -> the protocols of ``table``'s rows, in first-seen order (datasets of the report first)."""
+def _protocols_by_dataset(ctx: Context, table: pd.DataFrame) -> dict[str, list[str]]:
+    """dataset -> the protocols of ``table``'s rows: the report's datasets and sections first, in their order, then
+    the others in first-seen order."""
     out: dict[str, list[str]] = {}
     if "dataset" not in table or table.empty:
         return out
-    order = datasets + [d for d in dict.fromkeys(table.dataset.astype(str)) if d not in datasets]
-    for ds in order:
+    datasets = list(dict.fromkeys(s.dataset for s in ctx.sections))
+    for ds in datasets + [d for d in dict.fromkeys(table.dataset.astype(str)) if d not in datasets]:
         part = table[table.dataset.astype(str) == ds]
         if len(part):
-            out[ds] = list(dict.fromkeys(part.protocol))
+            present = set(part.protocol)
+            known = [s.data.protocol for s in ctx.sections if s.dataset == ds and s.data.protocol in present]
+            out[ds] = known + [p for p in dict.fromkeys(part.protocol) if p not in known]
     return out
 
 
@@ -612,15 +624,15 @@ def _f1_table(ctx: Context) -> Table:
     f1 = ctx.f1.copy()
     f1["ratio"] = pd.to_numeric(f1["ratio"], errors="coerce")
     f1["f1"] = pd.to_numeric(f1["f1"], errors="coerce")
-    by_ds = _protocols_by_dataset(f1, list(dict.fromkeys(s.dataset for s in ctx.sections)))
+    by_ds = _protocols_by_dataset(ctx, f1)
     notes = []
     for ds, protocols in by_ds.items():
         for protocol in protocols:
             data = ctx.data_for(ds, protocol)
             notes.append(f"{_title(ds)}{_tag(data) if len(protocols) > 1 else ''}: {_data_note(data)}")
     t = Table("table5", "Table 5. Testing F1 of the binary inlier classifier",
-              f"Held-out labelled test sets at each test outlier ratio; inliers are the positive class. "
-              f"{'; '.join(notes)}.", 3)  # fmt: skip
+              "Held-out labelled test sets at each test outlier ratio; inliers are the positive class."
+              + (f" {'; '.join(notes)}." if notes else ""), 3)  # fmt: skip
     ratios = sorted(set(f1.ratio)) if len(f1) else [0, 5, 10, 15, 20, 25, 30]
     for ds, protocols in by_ds.items():
         comparable = False
@@ -687,7 +699,7 @@ def _detector_tables(ctx: Context) -> list[Table]:
     if det.empty or not {"dataset", "detector", "ratio", "fraction"} <= set(det.columns):
         return [main, sweep]
     datasets = list(dict.fromkeys(s.dataset for s in ctx.sections))
-    by_ds = _protocols_by_dataset(det, datasets)
+    by_ds = _protocols_by_dataset(ctx, det)
     for ds in [d for d in datasets if d in by_ds]:
         for protocol in by_ds[ds]:
             part = det[(det.dataset.astype(str) == ds) & (det.protocol == protocol)]

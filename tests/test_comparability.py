@@ -236,11 +236,43 @@ def test_an_exported_folder_regenerates_every_table_byte_for_byte(two_sources, t
                                           (Path(__file__).resolve().parents[1] / "docs" / "results-standin")
                                           .glob("**/runs.csv")))  # fmt: skip
 def test_committed_exported_folders_still_load(folder, tmp_path, capsys):
-    src = Path(__file__).resolve().parents[1] / "docs" / "results-standin" / folder / "runs.csv"
-    shutil.copy(src, tmp_path / "runs.csv")
+    """docs/results-standin/: runs.csv (and the older exports' f1_<dataset>_s<seed>.csv) regenerate the report."""
+    src = Path(__file__).resolve().parents[1] / "docs" / "results-standin" / folder
+    for path in [src / "runs.csv", *src.glob("f1_*.csv")]:
+        shutil.copy(path, tmp_path / path.name)
     assert main(["report", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "% generated inliers" in printed and printed.rstrip().splitlines()[-1].startswith("report written to")
+    t5 = (tmp_path / "report" / "table5.md").read_text()
+    assert ". ." not in t5.splitlines()[0]
+    if list(src.glob("f1_*.csv")):
+        assert "(ours) | 0.9" in t5  # Table 5 from the exported F1 rows
+    for table in (tmp_path / "report").glob("table*.md"):
+        assert "/shared/" not in table.read_text()  # captions never carry a machine's path
+
+
+def test_cells_written_before_protocol_digests_get_theirs_from_their_settings(two_sources, tmp_path):
+    """An older cell (no protocol_digest in its record) joins the protocol its config.json's settings give, so a
+    folder continued after the upgrade is not split; an export of it says so in data.json and regenerates alike."""
+    out = _copy_with_one_protocol(two_sources, tmp_path / "older")
+    synth = two_sources[1][1]
+    old = next(c for c in (out / "cells").glob("facemask/test_mean/r30/s0/*"))
+    for name in ("done.json", "metrics.json"):
+        blob = json.loads((old / name).read_text())
+        blob["row"].pop("protocol_digest")
+        (old / name).write_text(json.dumps(blob))
+    report.write_report(out)  # runs.csv is rebuilt from the cells (_copy_with_one_protocol removed it)
+    assert (out / "report" / "table1.csv").exists()  # one protocol: not split
+    digest = json.loads((old / "done.json").read_text())["row"]["config_digest"]
+    data = json.loads((out / "report" / "data.json").read_text())
+    assert data["cells"] == {digest: synth[0].protocol_digest}
+    exported = tmp_path / "exported"
+    (exported / "report").mkdir(parents=True)
+    shutil.copy(out / "runs.csv", exported / "runs.csv")
+    for name in report.EXPORTED:
+        shutil.copy(out / "report" / name, exported / "report" / name)
+    report.write_report(exported)
+    assert _tables(exported / "report") == _tables(out / "report")
 
 
 # ---------------------------------------------------------------------------------------------- closing words
