@@ -7,7 +7,8 @@ fp32 on purpose (losses and their reductions, VQ codebook distances, Robust OT's
 model says what it keeps in fp32 where it trains (``bench/models``); evaluation never runs under autocast.
 
 ``resolve`` decides what a run actually uses: bf16 requested on a CPU without native bf16 falls back to fp32 with
-one line saying why (oneDNN emulates bf16 there, about 3x slower than fp32 instead of 2x faster).
+one line saying why (oneDNN emulates bf16 there: slower than fp32, not faster). With native bf16 (AVX512-BF16,
+AMD EPYC, one thread) the built-in models' training steps ran 1.4-1.9x faster (benchmarks/ab.py --precision).
 
     used, note = resolve("bf16", "cpu")
     with autocast(used, "cpu"):
@@ -92,13 +93,13 @@ def native_bf16(device: str | torch.device = "cpu") -> tuple[bool, str]:
     if "AMX" in capability or "BF16" in capability:
         return True, f"torch reports CPU capability {capability}"
     return False, (f"the CPU ({cpu_model() or 'unknown model'}) has neither {' nor '.join(NATIVE_BF16_FLAGS)} "
-                   f"(torch CPU capability {capability}): bf16 would be emulated, about 3x slower than fp32")
+                   f"(torch CPU capability {capability}): bf16 would be emulated, slower than fp32")
 
 
 def resolve(requested: str, device: str | torch.device = "cpu") -> tuple[str, str]:
     """The precision a run uses on ``device`` for ``requested``, and a note ("" when it is as requested).
 
-    bf16 on a device without native bf16 gives "fp32" and one line saying why (never a silent 3x slow-down)."""
+    bf16 on a device without native bf16 gives "fp32" and one line saying why (never a silent slow-down)."""
     check(requested)
     if requested == "fp32":
         return "fp32", ""
