@@ -130,7 +130,7 @@ def test_missing_plugin_file_and_module(capsys):
 def test_check_model_passes_for_the_example_and_names_a_broken_item(capsys):
     assert main(["check-model", "pcagauss", "--plugin", str(MODEL_FILE)]) == 0
     out = capsys.readouterr().out
-    assert "all checks passed" in out and "[skip] resume" in out  # it has no checkpoints
+    assert "all checks passed" in out and "[ok  ] resume" in out  # it checkpoints and resumes
     broken = str(Path(__file__).parent / "plugins" / "label_reading_model.py")
     assert main(["check-model", "label_reader", "--plugin", broken]) == 2
     captured = capsys.readouterr()
