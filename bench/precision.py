@@ -7,8 +7,9 @@ fp32 on purpose (losses and their reductions, VQ codebook distances, Robust OT's
 model says what it keeps in fp32 where it trains (``bench/models``); evaluation never runs under autocast.
 
 ``resolve`` decides what a run actually uses: bf16 requested on a CPU without native bf16 falls back to fp32 with
-one line saying why (oneDNN emulates bf16 there: slower than fp32, not faster). With native bf16 (AVX512-BF16,
-AMD EPYC, one thread) the built-in models' training steps ran 1.4-1.9x faster (benchmarks/ab.py --precision).
+one line saying why: oneDNN emulates bf16 there, slower than fp32 (measured on an AVX512-BF16 EPYC with oneDNN held
+below it, ONEDNN_MAX_CPU_ISA=AVX512_CORE: gan and vqvae training steps 2.1x and 2.7x slower than fp32, against
+1.9x and 1.6x faster with native bf16; benchmarks/ab.py --precision, one thread).
 
     used, note = resolve("bf16", "cpu")
     with autocast(used, "cpu"):
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -27,6 +29,8 @@ import torch
 PRECISIONS = ("fp32", "bf16")
 # /proc/cpuinfo flags of x86 CPUs that compute bf16 dot products natively (oneDNN's bf16 kernels use them).
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) below its bf16 kernels: with one of these bf16 is emulated whatever the CPU has.
+ISA_CAPS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 
 
 def check(precision: str) -> str:
@@ -86,6 +90,10 @@ def native_bf16(device: str | torch.device = "cpu") -> tuple[bool, str]:
         return False, f"{name} has no native bf16 (before Ampere)"
     if kind != "cpu":
         return False, f"bf16 autocast is not supported here on {kind} devices"
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        cap = os.environ.get(var, "").strip().upper()
+        if cap in ISA_CAPS_WITHOUT_BF16:
+            return False, f"{var}={cap} keeps oneDNN below its bf16 kernels: bf16 would be emulated, slower than fp32"
     flags = sorted(cpu_flags().intersection(NATIVE_BF16_FLAGS))
     if flags:
         return True, f"the CPU has {' and '.join(flags)}"

@@ -120,6 +120,15 @@ def test_native_bf16_reads_the_cpu_flags_then_torchs_capability(monkeypatch):
     assert P.native_bf16("cpu")[0]
 
 
+def test_a_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch):
+    monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core")
+    native, why = P.native_bf16("cpu")
+    assert not native and "ONEDNN_MAX_CPU_ISA=AVX512_CORE" in why
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert P.native_bf16("cpu")[0]
+
+
 def test_no_cuda_means_no_native_bf16_there(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert P.native_bf16("cuda") == (False, "no CUDA device is available")
