@@ -217,7 +217,7 @@ def test_pixelcnn_loss_in_bf16_is_close_to_fp32():
 def test_a_short_bf16_fit_gives_finite_losses_fp32_state_and_uint8_samples(name, native):
     model, result, samples = fit_and_sample(registry.get(name), name, "bf16")
     history = result.history
-    assert history["precision"] == "bf16" and "precision_note" not in history
+    assert history["training_precision"] == "bf16" and "training_precision_note" not in history
     losses = [v for k, v in history.items() if k.startswith("loss_") or k in ("final_loss", "prior_nll")]
     values = [x for v in losses for x in (v if isinstance(v, list) else [v]) if x is not None]
     assert values and all(torch.isfinite(torch.tensor(float(x))) for x in values)
@@ -233,8 +233,8 @@ def test_bf16_without_native_bf16_trains_in_fp32_and_says_so(name, monkeypatch):
     _, fp32_result, fp32_samples = fit_and_sample(registry.get(name), name)
     monkeypatch.setattr(P, "native_bf16", lambda device="cpu": (False, "no avx512_bf16 here"))
     _, result, samples = fit_and_sample(registry.get(name), name, "bf16")
-    assert result.history["precision"] == "fp32"
-    assert "no avx512_bf16 here" in result.history["precision_note"]
+    assert result.history["training_precision"] == "fp32"
+    assert "no avx512_bf16 here" in result.history["training_precision_note"]
     assert torch.equal(samples, fp32_samples)
 
 
@@ -270,7 +270,7 @@ def test_an_fp32_fit_equals_the_pre_precision_code_bit_for_bit(name, pre_precisi
     old_model, old_result, old_samples = fit_and_sample(old_registry.get(name), name, fit_config=old_base.FitConfig)
     model, result, samples = fit_and_sample(registry.get(name), name, "fp32")
     history = dict(result.history)
-    assert history.pop("precision") == "fp32"
+    assert history.pop("training_precision") == "fp32"
     assert measured(history) == measured(dict(old_result.history))
     assert torch.equal(samples, old_samples)
     assert state_digest(model.state_dict()) == state_digest(old_model.state_dict())

@@ -413,8 +413,8 @@ class AdversarialModel(GenerativeModel):
             "it_per_s": (total - start) / max(time.monotonic() - t0, 1e-9),
             "log_iterations": log.iterations,
             **{f"loss_{k}": v for k, v in log.series.items()},
-            "precision": self.precision,
-            **({"precision_note": fallback} if fallback else {}),
+            "training_precision": self.precision,
+            **({"training_precision_note": fallback} if fallback else {}),
         }
         history.update(self.fit_report(train_images, train_is_outlier))
         return FitResult(history=history, images_seen=data.drawn, **self.set_aside(train_images))

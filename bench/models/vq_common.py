@@ -423,9 +423,9 @@ class VQModelBase(GenerativeModel):
             history["images_seen"] = len(history["epochs"]) * len(data)
         if history["prior_epochs"]:
             history["prior_nll"] = history["prior_epochs"][-1]["nll"]
-        history["precision"] = self.precision
+        history["training_precision"] = self.precision
         if fallback:
-            history["precision_note"] = fallback
+            history["training_precision_note"] = fallback
         self._final_history(history, labels)
         return FitResult(history=history, images_seen=int(history.get("images_seen", 0)), **self._set_aside())
 
