@@ -10,21 +10,20 @@ from typing import Any
 
 from bench.record import CellRecord
 
-SMOKE = ("SMOKE PROFILE: a plumbing check on tiny data and models; these numbers carry no meaning.")  # fmt: skip
+SMOKE = "SMOKE PROFILE: a plumbing check on tiny data and models; these numbers carry no meaning."
 
 # What the numbers mean and what to run next: by profile, and by the data the cells were trained on.
 NEXT_STEPS = {
-    ("smoke", "synthetic"): f"{SMOKE} For the phenomenon in minutes run the README's main job (bench run --profile "
-                            f"demo ...).",
-    ("smoke", "folder"): f"{SMOKE} For numbers on this data, rerun with --profile cpu and the same --data-root (its "
-                         f"counts may need --set data.<dataset>.inliers=N for a small folder).",
+    ("smoke", "synthetic"): "For the phenomenon in minutes run the README's main job (bench run --profile demo ...).",
+    ("smoke", "folder"): "For numbers on this data, rerun with --profile cpu and the same --data-root (a small folder "
+                         "may need lower counts, e.g. --set data.<dataset>.inliers=N).",
     ("demo", "synthetic"): "These are synthetic data and tiny models: the point is the trend, not the values. Next: a "
                            "real stand-in with the cpu profile, e.g. bench run --profile cpu --datasets facemask "
                            "--data-root facemask=../shared/data/facemask-synth --jobs 2 --set run.threads=1 (about "
                            "an hour on 2 cores).",
     ("demo", "folder"): "These are tiny 16 px models on a small sample of this data: the point is the trend, not the "
-                        "values. Next: the cpu profile on the same data (the same --data-root with --profile cpu; "
-                        "about an hour on 2 cores for 3,000 training images), with --seeds 0,1,2 for intervals.",
+                        "values. Next: the cpu profile on the same data (the same --data-root with --profile cpu), "
+                        "with --seeds 0,1,2 for intervals.",
     ("cpu", "synthetic"): "cpu profile on the embedded synthetic data (NOT a real dataset): budget models at 32 px, "
                           "nothing to compare with the paper. Next: a stand-in or your own folder with --data-root "
                           "NAME=PATH.",
@@ -47,16 +46,16 @@ def closing_words(profile: str, data: list[Any]) -> str:
     naming its datasets."""
     kinds: dict[str, list[str]] = {}
     for d in data:
-        kinds.setdefault(data_kind(d.synthetic), [])
-        if d.dataset not in kinds[data_kind(d.synthetic)]:
-            kinds[data_kind(d.synthetic)].append(d.dataset)
-    if not kinds:
-        kinds = {"synthetic": []}
+        names = kinds.setdefault(data_kind(d.synthetic), [])
+        if d.dataset not in names:
+            names.append(d.dataset)
+    kinds = kinds or {"synthetic": []}
+    head = f"{SMOKE} " if profile == "smoke" else ""
     if len(kinds) == 1:
-        return NEXT_STEPS.get((profile, next(iter(kinds))), "")
+        return head + NEXT_STEPS.get((profile, next(iter(kinds))), "")
     words = {"synthetic": "embedded synthetic data", "folder": "your data folders"}
-    return " ".join(f"{', '.join(names)} ({words[kind]}): {NEXT_STEPS.get((profile, kind), '')}"
-                    for kind, names in sorted(kinds.items()))  # fmt: skip
+    return head + " ".join(f"{', '.join(names)} ({words[kind]}): {NEXT_STEPS.get((profile, kind), '')}"
+                           for kind, names in sorted(kinds.items()))  # fmt: skip
 
 
 def _pivot(sec: Any, metric: str, digits: int, min_ratio: float | None = None) -> list[str]:
@@ -102,7 +101,7 @@ def headline(ctx: Any, profile: str | None = None, meaningless: bool | None = No
         lines.append(f"(a model that learned its training data exactly would generate {100 - r30:g} % inliers at "
                      f"r = {r30:g} %: the 'replay' row, when present, measures that under this classifier)")  # fmt: skip
         if df.robustness.notna().any():
-            lines += ["", f"{_title(sec.dataset)}: robustness index (0 = as contaminated as the data, 1 = as clean as "
+            lines += ["", f"{_title(sec.dataset)}{sec.tag}: robustness index (0 = as contaminated as the data, 1 = as clean as "
                           f"the inlier-only oracle; read with recall)"]  # fmt: skip
             lines += _pivot(sec, "robustness", 2, min_ratio=0)
         lines.append("")
