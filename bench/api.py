@@ -32,7 +32,7 @@ from bench.config import PROFILE_NAMES, Profile, load_profile, to_toml
 from bench.datasets import Split, skipped_line
 from bench.datasets import registry as dataset_registry
 from bench.evaluator import Evaluator, Metrics
-from bench.inputs import _list, check_ratios, check_seeds, parse_data_roots, parse_ratios, parse_seeds
+from bench.inputs import check_ratios, check_seeds, parse_ratios, parse_seeds
 from bench.models import registry
 from bench.plugin import (
     BenchError,
@@ -56,7 +56,6 @@ from bench.plugin import (
     to_float,
     to_uint8,
 )  # fmt: skip
-from bench.progress import LineProgress
 from bench.record import Cell, CellRecord
 from bench.scoring import Score, score_samples
 from bench.store import ResultsStore, frame

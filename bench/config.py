@@ -18,6 +18,7 @@ from typing import Any
 from bench import fields
 from bench.errors import BenchError
 from bench.registries import PROFILE_NAMES
+
 DEFAULT_PROFILE = "cpu"
 PROFILE_PURPOSE = {
     "smoke": "CI plumbing check: tiny data and models, the numbers carry no meaning",
@@ -134,7 +135,7 @@ class Profile:
                 "run": dataclasses.asdict(self.run), "models": copy.deepcopy(self.models)}  # fmt: skip
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Profile":
+    def from_dict(cls, d: dict[str, Any]) -> Profile:
         """Inverse of ``to_dict`` (a stored cell's settings, or a profile sent to a worker process)."""
         from bench.datasets import registry
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric, KEY_METRIC_FID
-from torch_fidelity.metric_kid import kid_features_to_metric, KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD
-from torch_fidelity.metric_prc import prc_features_to_metric, KEY_METRIC_PRECISION, KEY_METRIC_RECALL
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 
 from bench.classifiers.features import classifier_space, extract_features, inception_space, reference_features
 from bench.classifiers.inlier_cnn import (
@@ -103,7 +103,7 @@ class HeldOut:
     reference_images: torch.Tensor
 
     @classmethod
-    def of(cls, split: Any) -> "HeldOut":
+    def of(cls, split: Any) -> HeldOut:
         return cls(split.clf_train_images, split.clf_train_is_outlier, split.clf_test_inliers, split.clf_test_outliers,
                    split.reference_images)  # fmt: skip
 

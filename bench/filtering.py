@@ -41,7 +41,7 @@ class FilterSpec:
         return {"detector": self.detector, "fraction": self.fraction, "params": dict(self.params), "label": self.label}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "FilterSpec | None":
+    def from_dict(cls, d: dict[str, Any] | None) -> FilterSpec | None:
         if d is None:
             return None
         return parse(d["label"])
@@ -50,8 +50,8 @@ class FilterSpec:
 def parse(text: str) -> FilterSpec | None:
     """``none`` -> None; ``DETECTOR:FRACTION[:key=value,...]`` -> FilterSpec (one-line BenchError otherwise)."""
     from bench import detectors
-    from bench.models import registry
     from bench.config import parse_value
+    from bench.models import registry
 
     registry.names()  # model modules register their own detectors (RVQ-VAE's flagged set)
     text = text.strip()

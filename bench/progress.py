@@ -17,13 +17,14 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Iterator, Protocol, TextIO
+from collections.abc import Iterator
+from typing import Any, Protocol, TextIO
 
 
 class Bar(Protocol):
     def update(self, n: int = 1) -> Any: ...
     def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> Any: ...
-    def __enter__(self) -> "Bar": ...
+    def __enter__(self) -> Bar: ...
     def __exit__(self, *exc: Any) -> Any: ...
 
 
@@ -38,7 +39,7 @@ class _NullBar:
     def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
         pass
 
-    def __enter__(self) -> "_NullBar":
+    def __enter__(self) -> _NullBar:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -96,7 +97,7 @@ def _clock(seconds: float) -> str:
 
 
 class _LineBar:
-    def __init__(self, owner: "LineProgress", total: int, desc: str):
+    def __init__(self, owner: LineProgress, total: int, desc: str):
         self.owner, self.total, self.desc = owner, max(0, int(total)), desc
         self.n, self.postfix = 0, ""
         self.t0 = self.last = time.monotonic()
@@ -111,7 +112,7 @@ class _LineBar:
         self.owner.note(self.status(final), phase=None if final else self)
         self.last = time.monotonic()
 
-    def __enter__(self) -> "_LineBar":
+    def __enter__(self) -> _LineBar:
         self._print()
         return self
 
@@ -182,7 +183,7 @@ class LineProgress:
                     print(f"[{_clock(time.monotonic() - self.t0)}] {self.prefix}{message}", file=stream, flush=True)
                     self._last_line = time.monotonic()
 
-    def child(self, prefix: str, every_s: float | None = None) -> "LineProgress":
+    def child(self, prefix: str, every_s: float | None = None) -> LineProgress:
         """Lines of one cell, with its own prefix and the same clock."""
         out = LineProgress(prefix, self.every_s if every_s is None else every_s, self.stream)
         out.t0 = self.t0
@@ -206,7 +207,7 @@ class TqdmProgress:
         owner = self
 
         class _Bar(tqdm):  # type: ignore[misc, valid-type]
-            def __enter__(self) -> "_Bar":
+            def __enter__(self) -> _Bar:
                 owner._bars.append(self)
                 owner._start_refresher()
                 return super().__enter__()
@@ -254,7 +255,7 @@ class TqdmProgress:
                 self._bars.remove(bar)
             bar.close()
 
-    def child(self, prefix: str, every_s: float | None = None) -> "TqdmProgress":
+    def child(self, prefix: str, every_s: float | None = None) -> TqdmProgress:
         return self
 
     def close(self) -> None:

@@ -24,19 +24,20 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from bench import atomic, identity
+from bench.datasets import registry as dataset_registry
+from bench.datasets.registry import PaperValues
 from bench.errors import BenchError
 from bench.models import registry
 from bench.record import LEGACY_DIGEST, Cell, CellRecord
 from bench.store import ResultsStore, frame
-from bench.datasets import registry as dataset_registry
-from bench.datasets.registry import PaperValues
 
 # two-sided 95 % Student t quantiles, df = 1..30 (beyond: normal 1.96)
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,

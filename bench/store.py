@@ -31,9 +31,10 @@ import io
 import json
 import math
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -266,7 +267,7 @@ class ResultsStore:
             reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
             header = reader.fieldnames or []
         except (UnicodeDecodeError, csv.Error, OSError) as e:
-            raise NotAnIndex(f"{path} is not a readable CSV ({type(e).__name__}): move it away or pass another --out")
+            raise NotAnIndex(f"{path} is not a readable CSV ({type(e).__name__}): move it away or pass another --out") from None
         missing = [c for c in INDEX_KEYS if c not in header]
         if missing:
             raise NotAnIndex(f"{path} is not a results index (no {', '.join(missing)} column): move it away or pass "

@@ -1,7 +1,7 @@
 """The ``demo`` profile (the README's main job): every model must define its own demo settings."""
 
-from bench.models import registry
 from bench.config import load_profile
+from bench.models import registry
 
 
 def test_demo_profile_loads_at_16_px():

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from bench.models import registry
 from bench.cli import main
+from bench.models import registry
 
 
 @pytest.mark.slow

@@ -143,7 +143,9 @@ def test_dask_backend_gives_identical_rows(tmp_path):
     pytest.importorskip("distributed", reason="the dask extra is part of the test install: pip install -e '.[test]'")
     plain, _ = run_grid(tmp_path / "a", ["vqvae", "gan"])  # real smoke models
     dask, _ = run_grid(tmp_path / "b", ["vqvae", "gan"], jobs=2, backend="dask")
-    key = lambda r: (r["dataset"], r["model"], r["ratio"])
+    def key(r):
+        return (r["dataset"], r["model"], r["ratio"])
+
     assert len(dask) == 4
     for a, b in zip(sorted(plain, key=key), sorted(dask, key=key)):
         assert {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
@@ -154,7 +156,9 @@ def test_parallel_loky_cells_match_sequential(tmp_path):
     """--jobs 2 (loky processes, one thread each) gives the same rows as one job, minus timings."""
     seq, _ = run_grid(tmp_path / "a", ["vqvae"])
     par, _ = run_grid(tmp_path / "b", ["vqvae"], jobs=2)
-    key = lambda r: (r["dataset"], r["ratio"])
+    def key(r):
+        return (r["dataset"], r["ratio"])
+
     assert len(par) == 2
     for a, b in zip(sorted(seq, key=key), sorted(par, key=key)):
         assert {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}

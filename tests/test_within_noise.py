@@ -1,8 +1,8 @@
 """benchmarks/within_noise.py: the check that a profile change stays within one seed's noise."""
 
+import hashlib
 import importlib.util
 import sys
-import hashlib
 from pathlib import Path
 
 import pytest

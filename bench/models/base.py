@@ -81,7 +81,7 @@ class FitResult:
     set_aside_rule: str = ""
 
     @classmethod
-    def coerce(cls, result: Any, n_train: int) -> "FitResult":
+    def coerce(cls, result: Any, n_train: int) -> FitResult:
         """A model's return value as a FitResult (a bare history dict from an older plug-in is accepted)."""
         if isinstance(result, FitResult):
             return result
@@ -140,7 +140,7 @@ class GenerativeModel(abc.ABC):
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "GenerativeModel":
+    def load(cls, path: str | Path) -> GenerativeModel:
         """The model saved at ``path``, of the registered model the file names (looked up by kind in
         ``bench.registries``: this module sits below the model registry and never imports it)."""
         try:

@@ -22,7 +22,8 @@ import contextlib
 import copy
 import math
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F

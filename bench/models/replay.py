@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from bench.models.base import FitConfig, FitResult, GenerativeModel
-from bench.progress import Progress, null_progress
 from bench.models.registry import register_model
+from bench.progress import Progress, null_progress
 from bench.robustness import replay_samples
 
 _ALL_PROFILES: dict[str, Any] = {"paper": {}, "cpu": "paper", "demo": "paper", "smoke": "paper"}

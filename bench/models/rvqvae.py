@@ -33,10 +33,11 @@ import torch
 from bench import fields
 from bench.detectors import flag_metrics, register_detector, roc_auc, top_fraction
 from bench.models.base import to_float
+from bench.models.registry import register_model
 from bench.models.vq_common import (
     VQ_PROFILES,
-    VQCommonConfig,
     ImageSource,
+    VQCommonConfig,
     VQModelBase,
     epoch_batches,
     flatten_latents,
@@ -46,7 +47,6 @@ from bench.models.vq_common import (
     unflatten_latents,
     usage_stats,
 )
-from bench.models.registry import register_model
 
 SELECTIONS = ("batch", "global")
 LOSSES = ("paper", "stable")

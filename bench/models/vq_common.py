@@ -316,7 +316,7 @@ class VQModelBase(GenerativeModel):
     def device(self) -> torch.device:
         return next(self.decoder.parameters()).device
 
-    def to(self, device: str | torch.device) -> "VQModelBase":
+    def to(self, device: str | torch.device) -> VQModelBase:
         """Move every network and codebook (in place: optimisers built afterwards see the same Parameters)."""
         for module in (*self._modules_for_state().values(), self.prior):
             module.to(device)

@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from bench import fields
+from bench.models.registry import register_model
 from bench.models.vq_common import (
     VQ_PROFILES,
-    VQCommonConfig,
     ImageSource,
+    VQCommonConfig,
     VQModelBase,
     epoch_batches,
     flatten_latents,
@@ -33,7 +34,6 @@ from bench.models.vq_common import (
     unflatten_latents,
     usage_stats,
 )
-from bench.models.registry import register_model
 
 REMEDIES = ("none", "dead_code_reset")
 

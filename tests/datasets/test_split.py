@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from bench.config import DataConfig, load_profile
-from tests.conftest import data_config
 from bench.datasets import build_split, n_outliers_for
 from bench.datasets.split import Split
 from bench.errors import BenchError
+from tests.conftest import data_config
 
 
 def small_data(size=16) -> DataConfig:

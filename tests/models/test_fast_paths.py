@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from bench.models import gan_common as gc
 
-
 # ------------------------------------------------------------------- GAN ResNet blocks (as written before)
 
 
@@ -174,7 +173,7 @@ def test_fused_adam_equals_plain_adam_up_to_rounding():
         reference = [p.clone().requires_grad_(True) for p in params]
         fused_opt = adam(fused, 1e-2) if betas is None else adam(fused, 1e-2, betas)
         ref_opt = torch.optim.Adam(reference, lr=1e-2, betas=betas or (0.9, 0.999))
-        for step in range(10):
+        for _ in range(10):
             grads = [torch.randn_like(p) for p in params]
             for group, opt in ((fused, fused_opt), (reference, ref_opt)):
                 for p, g in zip(group, grads):

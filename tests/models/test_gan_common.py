@@ -12,11 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.models import registry
 from bench.errors import BenchError
 from bench.models import gan_common as gc
+from bench.models import registry
 from bench.models.base import Checkpointer, FitConfig, GenerativeModel
-
 
 # ---------------------------------------------------------------------------------------- contract
 

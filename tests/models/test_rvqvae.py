@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from bench.models import registry
 from bench.errors import BenchError
+from bench.models import registry
 from bench.models.base import FitConfig
 from bench.models.rvqvae import codebook_std, confidence_match, flag_outliers, weighted_distance
 from tests.models.test_vqvae import _images, _resume_matches_uninterrupted, _tiny

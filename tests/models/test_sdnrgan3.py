@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.models import registry
 from bench.models import gan_common as gc
+from bench.models import registry
 from bench.models.base import FitConfig
 from bench.models.sdnrgan3 import color_inversion, diversity_ratio
 from tests.models.test_gan_common import (
