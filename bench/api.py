@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import filtering, grid, loading, precision
+from bench import grid, loading, precision
 from bench import plugins as _plugins
 from bench.cell import evaluator_for, open_split
 from bench.config import PROFILE_NAMES, Profile, load_profile, to_toml
 from bench.datasets import Split, skipped_line
 from bench.datasets import registry as dataset_registry
 from bench.evaluator import Evaluator, Metrics
-from bench.inputs import check_ratios, check_seeds, parse_ratios, parse_seeds
+from bench.inputs import check_ratios, check_seeds, select
 from bench.models import registry
 from bench.plugin import (
     BenchError,
@@ -83,73 +83,6 @@ def _profile(profile: str | None, config: str | Path | None, overrides: dict | N
     return load_profile(profile, config, overrides=_overrides(overrides, kwargs))
 
 
-def _default_datasets(prof: Profile) -> str:
-    """What `bench run` uses without --datasets: the profile's ``run.datasets``, else the datasets registered as its
-    defaults."""
-    return prof.run.datasets or ",".join(dataset_registry.defaults(prof.name))
-
-
-@dataclasses.dataclass
-class _Selection:
-    """A grid's selection, resolved: the command's options where given, else the profile's ``run.*``."""
-
-    models: list[str]
-    datasets: list[str]
-    ratios: list[float]
-    seeds: list[int]
-    filters: list[filtering.FilterSpec | None]
-    data_roots: dict[str, str]
-    jobs: int
-    backend: str
-
-
-def _selection(prof: Profile, models: Any, datasets: Any, ratios: Any, seeds: Any, filters: Any,
-               data_roots: dict[str, str] | None, jobs: Any, backend: Any) -> _Selection:  # fmt: skip
-    """Resolve and check the selection; ``prof.run`` then holds it, resolved (names, not ``all``; ratios and seeds
-    listed; data roots absolute), so that ``--print-config`` writes exactly what ``plan`` runs. An option given
-    (not None) overrides the profile's ``run.*`` (a ``--config`` file's, or the profile's default)."""
-    from bench.config import number_text
-
-    run = prof.run
-    models = run.models if models is None else models
-    model_names = registry.resolve(models if isinstance(models, str) else ",".join(models))
-    if datasets is None:
-        datasets = _default_datasets(prof)
-    ds_names = dataset_registry.resolve(datasets if isinstance(datasets, str) else ",".join(datasets))
-    ratios = run.ratios if ratios is None else ratios
-    ratio_list = parse_ratios(ratios) if isinstance(ratios, str) else check_ratios(ratios)
-    seeds = run.seeds if seeds is None else seeds
-    seed_list = parse_seeds(seeds) if isinstance(seeds, str) else check_seeds(seeds)
-    filters = run.filters if filters is None else filters
-    texts = [f.strip() for f in (filters.split(",") if isinstance(filters, str) else filters)] or ["none"]
-    chosen: dict[str, tuple[str, filtering.FilterSpec | None]] = {}
-    for text in texts:
-        spec = filtering.parse(text)
-        chosen.setdefault(spec.label if spec else "none", (text or "none", spec))
-    explicit = dict(data_roots or {})
-    for name in [*explicit, *run.data_roots]:
-        dataset_registry.get(name)
-    unused = sorted(set(explicit) - set(ds_names))
-    if unused:
-        raise BenchError(f"--data-root {unused[0]}=... names a dataset this grid does not run (--datasets "
-                         f"{','.join(ds_names)}): add it to --datasets or drop the --data-root")  # fmt: skip
-    # the config's roots of datasets this grid does not run are left out; a root given here replaces the config's
-    roots = {n: r for n, r in run.data_roots.items() if n in ds_names} | explicit
-    jobs = run.jobs if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise BenchError(f"bad jobs={jobs!r}: run at least 1 cell at a time (--jobs 1)")
-    backend = run.backend if backend is None else backend
-    if backend not in ("loky", "dask"):
-        raise BenchError(f"unknown backend '{backend}': choose loky or dask")
-    prof.run = dataclasses.replace(
-        run, models=",".join(model_names), datasets=",".join(ds_names), ratios=",".join(map(number_text, ratio_list)),
-        seeds=",".join(map(str, seed_list)), filters=[t for t, _ in chosen.values()], jobs=jobs, backend=backend,
-        data_roots={n: str(Path(r).expanduser().absolute()) for n, r in roots.items()},
-    )  # fmt: skip
-    return _Selection(model_names, ds_names, ratio_list, seed_list, [f for _, f in chosen.values()], roots, jobs,
-                      backend)  # fmt: skip
-
-
 def plan(
     models: str | Iterable[str] | None = None,
     datasets: str | Iterable[str] | None = None,
@@ -177,7 +110,7 @@ def plan(
     replace the config's for the same dataset."""
     loaded = loading.load_all(list(plugins))
     prof = _profile(profile, config, overrides, sets)
-    sel = _selection(prof, models, datasets, ratios, seeds, filters, data_roots, jobs, backend)
+    sel = select(prof, models, datasets, ratios, seeds, filters, data_roots, jobs, backend)
     if scheduler is not None and sel.backend != "dask":
         raise BenchError(f"--scheduler {scheduler} is a Dask scheduler: add --backend dask (or drop --scheduler)")
     check_inception_weights(prof)
@@ -260,7 +193,7 @@ def print_config(models: str | Iterable[str] | None = None, datasets: str | Iter
     ``config=`` / ``--config``, :func:`plan` gives the same cells (the same digests)."""
     loading.load_all(list(plugins))
     prof = _profile(profile, config, overrides, sets)
-    sel = _selection(prof, models, datasets, ratios, seeds, filters, data_roots, jobs, backend)
+    sel = select(prof, models, datasets, ratios, seeds, filters, data_roots, jobs, backend)
     return to_toml(prof, sel.models, sel.datasets)
 
 

@@ -47,9 +47,9 @@ def data_root_options(f):
 
 
 def collect_roots(data_roots: tuple[str, ...], kwargs: dict) -> dict[str, str]:
-    from bench import api
+    from bench import inputs
 
-    roots = api.parse_data_roots(data_roots)
+    roots = inputs.parse_data_roots(data_roots)
     for name in _alias_datasets():
         value = kwargs.pop(f"data_root_alias_{name.replace('-', '_')}", None)
         if value is not None:
@@ -87,12 +87,12 @@ def datasets(ratio, profile, config_file, sets, plugin_refs) -> None:
     """List the registered datasets (with each profile's image needs), corruptions and outlier detectors.
 
     Without --profile, --config or --set: every profile's needs; with them: the resolved profile's."""
-    from bench import api, detectors, loading, plugins
+    from bench import detectors, inputs, loading, plugins
     from bench.config import load_profile
     from bench.datasets import corruptions, registry
 
     loading.load_all(list(plugin_refs))
-    (ratio,) = api.check_ratios([ratio])
+    (ratio,) = inputs.check_ratios([ratio])
     chosen = profile is not None or config_file is not None or sets
     profiles = [load_profile(profile, config_file, sets)] if chosen else [load_profile(p) for p in PROFILE_NAMES]
     for name in registry.names():
@@ -142,14 +142,14 @@ def data_build(dataset, data_root, ratio, seed, out, as_json, profile, config_fi
     """Build (or load from cache) one split and write a preview grid PNG."""
     import torch
 
-    from bench import api, loading
+    from bench import api, inputs, loading
     from bench.datasets import describe, skipped_line
     from bench.image_grid import save_grid
     from bench.store import ResultsStore
 
     loading.load_all(list(plugin_refs))
     if data_root is not None and "=" in data_root:
-        roots = api.parse_data_roots([data_root])
+        roots = inputs.parse_data_roots([data_root])
         if set(roots) != {dataset}:
             raise BenchError(f"--data-root {data_root} names another dataset than --dataset {dataset}")
         data_root = roots[dataset]
@@ -292,10 +292,10 @@ def eval_(cell_dir, inception_weights, plugin_refs) -> None:
 def score(samples, dataset, data_roots, seed, ratio, out, append_to, model_name, replace, as_json, profile,
           config_file, sets, plugin_refs) -> None:  # fmt: skip
     """Score generated images made anywhere (image folder, .npz with 'samples', .pt tensor) as a cell is scored."""
-    from bench import api, loading, progress
+    from bench import api, inputs, loading, progress
 
     loading.load_all(list(plugin_refs))
-    roots = api.parse_data_roots(data_roots)
+    roots = inputs.parse_data_roots(data_roots)
     if set(roots) - {dataset}:
         raise BenchError(f"--data-root names {', '.join(sorted(set(roots) - {dataset}))}, not --dataset {dataset}")
     result = api.score(samples, dataset, profile=profile, seed=seed, ratio=ratio, data_root=roots.get(dataset),

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from bench.api import parse_ratios
 from bench.cli import main
 from bench.errors import BenchError
+from bench.inputs import parse_ratios
 
 
 def run_cli(*args, cwd=None):
