@@ -114,6 +114,8 @@ def plan(
     if scheduler is not None and sel.backend != "dask":
         raise BenchError(f"--scheduler {scheduler} is a Dask scheduler: add --backend dask (or drop --scheduler)")
     check_inception_weights(prof)
+    if sel.backend == "dask" and scheduler is not None and check_out:
+        grid.check_scheduler(scheduler)  # an address that does not answer fails before any preparation
     used, why = precision.resolve(prof.run.precision, prof.run.device)
     prof.run.precision = used  # the precision the cells train in: in their digest, variant and config.json
     spec = grid.GridSpec(

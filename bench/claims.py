@@ -30,13 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CLAIM_NAME = "claim.json"  # inside the cell folder; the store should own this name (see ResultsStore)
+from bench.store import ResultsStore
+
+CLAIM_NAME = ResultsStore.claim_file(Path(".")).name  # the store owns the name (ResultsStore.claim_file)
 HEARTBEAT_S = 30.0
 STALE_S = 300.0
 
 
 def path(folder: str | Path) -> Path:
-    return Path(folder) / CLAIM_NAME
+    return ResultsStore.claim_file(Path(folder))
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,8 @@ def run(
 ) -> list[CellRecord]:
     """Run every planned cell that is not done; each finished cell goes to runs.csv as it arrives."""
     tables_written = prepare(spec, planned, progress)
+    done = [r for p in planned if p.state == "done" and (r := spec.store.finished(p.job.folder)) is not None]
+    spec.store.add_to_index(*done)  # a cell finished after a killed driver's last index write gets its line now
     todo = [p for p in planned if p.state != "done"]
     records, t0 = [], time.monotonic()
     for i, record in enumerate(_dispatch(spec, todo, progress, tables_written), start=1):

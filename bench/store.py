@@ -10,6 +10,7 @@ Layout (nothing else under ``--out`` is written by the harness)::
     detectors/<dataset>_r<ratio>_s<seed>_<hash>.csv   the label-free detectors' table of one split
     report/                                           `bench report`'s tables and figures
     previews/                                         `bench data build`'s preview grids
+    .runs.csv.lock                                    taken while runs.csv is rewritten (two drivers take turns)
 
 Invariants:
 
@@ -26,7 +27,9 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
@@ -411,21 +414,37 @@ class ResultsStore:
         if record is not None:
             self._drop_from_index(record)
 
-    def add_to_index(self, record: CellRecord) -> None:
-        """Add (or replace, same cell) one cell's line; runs.csv is rewritten atomically, and only if it changes."""
-        try:
-            current = [CellRecord.from_row(r) for r in self.read_index() or []]
-        except (IndexDamaged, RecordError):
-            current, _ = self.scan()  # a damaged index: rebuilt from the cells
-        keep = [r for r in current if _identity(r.to_row()) != _identity(record.to_row())]
-        self.write_index(keep + [record])
+    def add_to_index(self, *records: CellRecord) -> None:
+        """Add (or replace, same cell) cells' lines; runs.csv is rewritten atomically, and only if it changes. Two
+        processes driving grids on one folder take turns (a lock file), so neither loses the other's line."""
+        self._update_index(records, drop=())
 
     def _drop_from_index(self, record: CellRecord) -> None:
-        try:
-            current = [CellRecord.from_row(r) for r in self.read_index() or []]
-        except (IndexDamaged, RecordError):
-            current, _ = self.scan()
-        self.write_index([r for r in current if _identity(r.to_row()) != _identity(record.to_row())])
+        self._update_index((), drop=(record,))
+
+    def _update_index(self, add: tuple[CellRecord, ...], drop: tuple[CellRecord, ...]) -> None:
+        with self._index_lock():
+            try:
+                current = [CellRecord.from_row(r) for r in self.read_index() or []]
+            except (IndexDamaged, RecordError):
+                current, _ = self.scan()  # a damaged index: rebuilt from the cells
+            gone = {_identity(r.to_row()) for r in (*add, *drop)}
+            self.write_index([r for r in current if _identity(r.to_row()) not in gone] + list(add))
+
+    @contextlib.contextmanager
+    def _index_lock(self) -> Iterator[None]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / ".runs.csv.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @staticmethod
+    def claim_file(folder: Path) -> Path:
+        """The claim a running cell holds on its folder (``bench/claims.py``), so two runs never compute it twice."""
+        return Path(folder) / "claim.json"
 
 
 class _Unreadable(Exception):
