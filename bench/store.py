@@ -417,7 +417,8 @@ class ResultsStore:
     def add_to_index(self, *records: CellRecord) -> None:
         """Add (or replace, same cell) cells' lines; runs.csv is rewritten atomically, and only if it changes. Two
         processes driving grids on one folder take turns (a lock file), so neither loses the other's line."""
-        self._update_index(records, drop=())
+        if records:
+            self._update_index(records, drop=())
 
     def _drop_from_index(self, record: CellRecord) -> None:
         self._update_index((), drop=(record,))
