@@ -57,15 +57,17 @@ class Comparison:
         return self.paired_mad <= self.noise_max
 
 
-def unfiltered(out: Path, dataset: str) -> pd.DataFrame:
+def unfiltered(out: Path, dataset: str, variant: str = "") -> pd.DataFrame:
+    """The cells of ``dataset`` run with the profile's defaults, or with the one non-default setting ``variant``
+    (e.g. ``precision=bf16``)."""
     results = store.ResultsStore(out)
     if not results.runs_csv.exists() and not results.cells_dir.is_dir():
         raise BenchError(f"{out} is not a results folder (no runs.csv, no cells/): pass the --out of a bench run")
     df = store.read_frame(out)
     if df.empty or dataset not in set(df["dataset"]):
         raise BenchError(f"{out} holds no '{dataset}' cells: choose --dataset from {sorted(set(df.get('dataset', [])))}")
-    variant = df["variant"].fillna("").astype(str) if "variant" in df else pd.Series("", index=df.index)
-    return df[(variant == "") & (df["dataset"] == dataset)]
+    variants = df["variant"].fillna("").astype(str) if "variant" in df else pd.Series("", index=df.index)
+    return df[(variants == variant) & (df["dataset"] == dataset)]
 
 
 def mad(a: pd.Series, b: pd.Series) -> float:
@@ -112,8 +114,11 @@ def run() -> None:
     ap.add_argument("--dataset", default="facemask")
     ap.add_argument("--metrics", default=",".join(METRICS))
     ap.add_argument("--ratios", default="", help="compare only these ratios, e.g. 0,30 (default: all both have)")
+    ap.add_argument("--candidate-variant", default="", help="the candidate's variant label, e.g. precision=bf16 "
+                    "(default: the profile's defaults)")
     args = ap.parse_args()
-    cand, ref = unfiltered(args.candidate, args.dataset), unfiltered(args.reference, args.dataset)
+    cand = unfiltered(args.candidate, args.dataset, args.candidate_variant)
+    ref = unfiltered(args.reference, args.dataset)
     metrics = [m for m in args.metrics.split(",") if m]
     unknown = [m for m in metrics if m not in store.NUMERIC]
     if unknown:
