@@ -56,6 +56,7 @@ from bench.plugin import (
     to_float,
     to_uint8,
 )  # fmt: skip
+from bench.progress import LineProgress
 from bench.record import Cell, CellRecord
 from bench.scoring import Score, score_samples
 from bench.store import ResultsStore, frame
@@ -68,7 +69,7 @@ __all__ = [
     "register_model", "register_dataset", "register_corruption", "register_detector", "Dataset", "DatasetCounts",
     "TwoFolderDataset", "CorruptedDataset", "CorruptedSettings", "PoolPair", "PaperValues",
     # types
-    "BenchError", "Cell", "CellRecord", "Score", "Evaluator", "Metrics", "Split", "PROFILE_NAMES",
+    "BenchError", "Cell", "CellRecord", "Score", "Evaluator", "Metrics", "Split", "PROFILE_NAMES", "LineProgress",
 ]  # fmt: skip
 
 

@@ -156,7 +156,7 @@ def _run(job: CellJob, progress: Progress) -> CellRecord:
     note(progress, f"fit on {len(train.images)} training images ({int(train.is_outlier.sum())} outliers)")
     t0 = time.perf_counter()
     fit_cfg = FitConfig(seed=cell.seed, checkpoint=checkpoint, device=profile.run.device,
-                        precision=profile.run.precision)  # fmt: skip
+                        precision=spec.training_precision(profile.run.precision))  # fmt: skip
     result = _guarded(lambda: FitResult.coerce(model.fit(train.images, train.is_outlier, fit_cfg, progress),
                                                len(train.images)), f"{model_name}, in fit", builtin)  # fmt: skip
     train_s = time.perf_counter() - t0

@@ -105,8 +105,9 @@ def settings_of(
         "model_config": dataclasses.asdict(model_cfg),
         "filter": filter_spec,
     }
-    if profile.run.precision != "fp32":  # bf16 training is another cell (fp32 cells keep their digests)
-        settings["precision"] = profile.run.precision
+    precision = registry.get(model).training_precision(profile.run.precision)
+    if precision != "fp32":  # bf16 training is another cell (fp32 cells keep their digests)
+        settings["precision"] = precision
     origin = registry.origin_of(model)
     if origin != BUILT_IN:  # a plug-in's code is part of what it is (built-in code is versioned by the protocol)
         settings["model_origin"] = origin
@@ -142,8 +143,8 @@ def variant_label(settings: dict[str, Any], defaults: dict[str, Any]) -> str:
         else:
             protocol.append(f"{key}={_show(ours[key])}")
     parts = model + protocol
-    if settings.get("precision"):
-        parts.append(f"precision={settings['precision']}")
+    if settings.get("precision", "fp32") != defaults.get("precision", "fp32"):
+        parts.append(f"precision={settings.get('precision', 'fp32')}")
     if settings.get("filter"):
         parts.append(f"filter={settings['filter']['label']}")
     return ", ".join(parts)

@@ -124,7 +124,7 @@ def test_command_line_overrides_the_file_which_overrides_the_profile(data, tmp_p
     out = tmp_path / "out"
     # the file wins over the demo profile's ratios (0,10,20,30) and default datasets (facemask)
     lines = dry_run(capsys, "--config", str(path), out=out)
-    assert lines[-1].startswith("8 cells (profile demo, training in fp32)")
+    assert lines[-1].startswith("8 cells (profile demo, training in ")
     # each option given on the command line wins over the file
     lines = dry_run(capsys, "--config", str(path), "--seeds", "2", "--models", "gan", "--ratios", "30", out=out)
     assert [line.split()[2] for line in lines[:-1]] == ["folder/gan/r30/s2"]

@@ -44,6 +44,11 @@ class ModelSpec:
     kind: str = "model"  # "model" or "reference" (reference generators: set apart in reports)
     oracle: bool = False  # trains on the outlier labels by design (a ceiling, never a method)
     module: str = ""
+    bf16: bool = True  # may train in bf16 when run.precision is bf16 (False: always fp32, with the reason at register)
+
+    def training_precision(self, requested: str) -> str:
+        """The precision this model trains in when the run asks for ``requested`` (already resolved for the device)."""
+        return requested if self.bf16 else "fp32"
 
     def make_config(self, profile: str, overrides: dict[str, Any] | None = None) -> Any:
         defaults = fields.field_defaults(self.config_cls)
@@ -76,12 +81,16 @@ def register_model(
     paper_rank: int | None = None,
     kind: str = "model",
     oracle: bool = False,
+    bf16: bool = True,
 ) -> Callable[[type], type]:
     """Register a GenerativeModel subclass under ``name``.
 
     ``profiles`` maps every profile (``bench.config.PROFILE_NAMES``) to its overrides of the config's defaults (the
     paper's values), or to the name of another profile to inherit from, e.g. ``{"paper": {}, "cpu": {"epochs": 8},
     "smoke": {"epochs": 1}, "demo": "smoke"}``. A name taken by another model (a built-in's above all) is refused.
+    
+    ``bf16=False`` keeps the model in fp32 when a run asks for bf16 (``run.precision``): for a model with nothing to
+    train, or one whose bf16 results were measured outside one seed's noise of its fp32 results.
     """
 
     def deco(cls: type) -> type:
@@ -103,7 +112,7 @@ def register_model(
         resolved = _resolve_profiles(profiles, PROFILE_NAMES, where)
         spec = ModelSpec(
             name, cls, config, resolved, description or (cls.__doc__ or "").strip().split("\n")[0],
-            title or name, paper_name, paper_rank, kind, oracle, cls.__module__,
+            title or name, paper_name, paper_rank, kind, oracle, cls.__module__, bool(bf16),
         )  # fmt: skip
         for p in PROFILE_NAMES:  # every profile's settings must build (types, ranges) now, not in a worker later
             try:

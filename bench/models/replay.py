@@ -42,13 +42,15 @@ class _Replay(GenerativeModel):
         self.images = state["images"]
 
 
-@register_model("replay", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference", title="replay (no robustness)")
+# bf16=False: nothing is trained, so a run's precision must not make these cells new ones.
+@register_model("replay", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference", title="replay (no robustness)",
+                bf16=False)  # fmt: skip
 class Replay(_Replay):
     """Reference: draws training images uniformly (generates exactly the contamination)."""
 
 
 @register_model("replay-inliers", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference", oracle=True,
-                title="replay inliers (oracle)")  # fmt: skip
+                title="replay inliers (oracle)", bf16=False)  # fmt: skip
 class ReplayInliers(_Replay):
     """Reference, oracle: draws training inliers uniformly (reads the outlier labels: the ceiling, not a method)."""
 
