@@ -293,8 +293,10 @@ def _append_external(store: ResultsStore, prof: Profile, split: Split, dataset: 
     folder = store.cell_folder(cell, ident.config_digest)
     others = {d: r for d, r in store.finished_variants(cell).items() if d != ident.config_digest}
     if others and not replace:
-        raise BenchError(f"{store.out} already holds another sample set as {cell.key} (digest "
-                         f"{next(iter(others))[:12]}): pass --replace to replace it, or another --model-name or --seed")
+        raise BenchError(
+            f"{store.out} already holds another sample set as {cell.key} (digest "
+            f"{next(iter(others))[:12]}): pass --replace to replace it, or another --model-name or --seed"
+        )
     for digest in others:
         store.remove_cell(store.cell_folder(cell, digest))
     record = CellRecord(
@@ -347,7 +349,9 @@ def reevaluate(cell_dir: str | Path, inception_weights: str | None = None, progr
     checked against it, never imported)."""
     folder = Path(cell_dir)
     if not folder.is_dir():
-        raise BenchError(f"cell folder not found: {folder} (pass OUT/cells/<dataset>/<model>/r<ratio>/s<seed>/<digest>)")
+        raise BenchError(
+            f"cell folder not found: {folder} (pass OUT/cells/<dataset>/<model>/r<ratio>/s<seed>/<digest>)"
+        )
     store = ResultsStore.of_cell_folder(folder)
     found = store.read_cell(folder)
     if found is None or not (folder / "samples.npz").exists():
@@ -380,7 +384,9 @@ def reevaluate(cell_dir: str | Path, inception_weights: str | None = None, progr
     scored = score_samples(evaluator, split, samples, cell.seed, model=model)
     timing = dataclasses.replace(found.timing, eval_s=round(time.perf_counter() - t0, 2))
     record = dataclasses.replace(found, score=scored, timing=timing)
-    store.finish_cell(folder, record, {k: v for k, v in old_metrics.items() if k != "row"} | {"metrics": scored.to_dict()})
+    store.finish_cell(
+        folder, record, {k: v for k, v in old_metrics.items() if k != "row"} | {"metrics": scored.to_dict()}
+    )
     store.add_to_index(record)
     return record
 
@@ -422,9 +428,13 @@ def _stored_samples(path: Path, size: int) -> torch.Tensor:
         with np.load(path, allow_pickle=False) as z:
             arr = z["samples"]
     except KeyError:
-        raise BenchError(f"{path} has no 'samples' array: rerun the cell with 'bench run' (delete its folder first)") from None
+        raise BenchError(
+            f"{path} has no 'samples' array: rerun the cell with 'bench run' (delete its folder first)"
+        ) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        raise BenchError(f"{path} is damaged (not a readable .npz): delete the cell folder and rerun it with 'bench run'") from None
+        raise BenchError(
+            f"{path} is damaged (not a readable .npz): delete the cell folder and rerun it with 'bench run'"
+        ) from None
     return samples_io.read_samples(arr, size).images
 
 

@@ -17,7 +17,9 @@ from bench.errors import BenchError
 from bench.progress import status_line
 
 _profile_options = [
-    click.option("--profile", default=None, help=f"one of {', '.join(PROFILE_NAMES)} (default: the config file's, else cpu)"),
+    click.option(
+        "--profile", default=None, help=f"one of {', '.join(PROFILE_NAMES)} (default: the config file's, else cpu)"
+    ),
     click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file overriding the profile"),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override one setting, e.g. data.size=32"),
 ]
@@ -100,7 +102,9 @@ def datasets(ratio, profile, config_file, sets, plugin_refs) -> None:
         everywhere = set(spec.default) == set(PROFILE_NAMES)
         default = ", default" if everywhere else f", default in {'/'.join(spec.default)}" if spec.default else ""
         click.echo(f"dataset    {name:12s} {spec.title} [{plugins.origin(spec.module)}{default}] {spec.description}")
-        click.echo(f"             image needs (set a count with --set data.{name}.<key>=N), outliers at r = {ratio:g} %:")
+        click.echo(
+            f"             image needs (set a count with --set data.{name}.<key>=N), outliers at r = {ratio:g} %:"
+        )
         for prof in profiles:
             click.echo(f"             {prof.name:6s}  {_image_needs(prof.data.dataset(name), ratio)}")
     for kind, listed in (("corruption", corruptions), ("detector", detectors)):
@@ -251,14 +255,20 @@ def _run_planned(spec, planned, reporter, no_report: bool) -> None:
     from bench import api, progress, summary
 
     if spec.profile.meaningless:
-        progress.note(reporter, "SMOKE PROFILE: a plumbing check on tiny data and models; its numbers carry no meaning",
-                      phase=None)
+        progress.note(
+            reporter,
+            "SMOKE PROFILE: a plumbing check on tiny data and models; its numbers carry no meaning",
+            phase=None,
+        )
     todo = sum(p.state != "done" for p in planned)
     for p in planned:
         if p.state == "done":  # reused, never retrained: say which finished cell answers it
             progress.note(reporter, f"reusing finished cell {p.cell.key} (digest {p.job.identity.short})", phase=None)
-    progress.note(reporter, f"{len(planned)} cells ({todo} to run, {len(planned) - todo} already done) in {spec.out}",
-                  phase="start" if todo else None)  # nothing to run: no phase for the heartbeat to keep reporting
+    progress.note(
+        reporter,
+        f"{len(planned)} cells ({todo} to run, {len(planned) - todo} already done) in {spec.out}",
+        phase="start" if todo else None,
+    )  # nothing to run: no phase for the heartbeat to keep reporting
     outcome = api.execute(spec, planned, reporter, report=not no_report)
     click.echo(summary.end_of_run(spec, outcome.records, outcome.report_path))
 
@@ -281,7 +291,9 @@ def eval_(cell_dir, inception_weights, plugin_refs) -> None:
 @click.option("--dataset", required=True, help="whose protocol (classifier, reference set) scores the samples")
 @click.option("--data-root", "data_roots", multiple=True, metavar="NAME=PATH", help="the dataset's folder")
 @click.option("--seed", default=0, show_default=True, type=int, help="the split / classifier seed")
-@click.option("--ratio", default=None, type=float, help="training outlier ratio in percent: F1 row, robustness, --append-to")
+@click.option(
+    "--ratio", default=None, type=float, help="training outlier ratio in percent: F1 row, robustness, --append-to"
+)
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False), help="cache folder")
 @click.option("--append-to", default=None, type=click.Path(file_okay=False), help="add as an external cell to OUT")
 @click.option("--model-name", default=None, help="name of the external model (with --append-to)")
@@ -309,7 +321,10 @@ def score(samples, dataset, data_roots, seed, ratio, out, append_to, model_name,
     from bench.scoring import Score
 
     keys = ("n", *Score.columns(), "classifier_f1")
-    click.echo(f"{dataset} protocol, profile {result['profile']}, seed {seed}" + (f", r = {ratio:g} %" if ratio is not None else ""))
+    click.echo(
+        f"{dataset} protocol, profile {result['profile']}, seed {seed}"
+        + (f", r = {ratio:g} %" if ratio is not None else "")
+    )
     for k in keys:
         if result.get(k) is not None:
             v = result[k]

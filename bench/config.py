@@ -39,7 +39,10 @@ class DataConfig:
     datasets: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        fields.require(self.size >= 8 and self.size % 4 == 0, f"size must be a multiple of 4 and at least 8 (e.g. 16, 32, 64), got {self.size}")
+        fields.require(
+            self.size >= 8 and self.size % 4 == 0,
+            f"size must be a multiple of 4 and at least 8 (e.g. 16, 32, 64), got {self.size}",
+        )
 
     def dataset(self, name: str) -> Any:
         if name not in self.datasets:
@@ -152,7 +155,9 @@ class Profile:
                 models=copy.deepcopy(dict(d.get("models", {}))),
             )  # fmt: skip
         except (KeyError, TypeError, AttributeError) as e:
-            raise BenchError(f"stored settings are incomplete or from an older version ({type(e).__name__}: {e})") from None
+            raise BenchError(
+                f"stored settings are incomplete or from an older version ({type(e).__name__}: {e})"
+            ) from None
 
 
 def _profile_base(name: str) -> Profile:
@@ -247,8 +252,10 @@ def parse_value(text: str) -> Any:
 def _unknown(key: str, head: str, known: list[str]) -> BenchError:
     hint = ""
     if key.startswith("data.rect"):
-        hint = (" (a dataset's settings are data.<dataset>.<field>, its corruption's data.<dataset>.params.<name>;"
-                " --print-config lists them)")
+        hint = (
+            " (a dataset's settings are data.<dataset>.<field>, its corruption's data.<dataset>.params.<name>;"
+            " --print-config lists them)"
+        )
     return BenchError(f"unknown setting '{key}': '{head}' is not one of: {', '.join(known)}{hint}")
 
 
@@ -339,10 +346,10 @@ def load_profile(
     table = read_toml(config_file) if config_file is not None else {}
     file_profile = table.pop("profile", None)
     if file_profile is not None and not isinstance(file_profile, str):
-        raise BenchError(f"config file {config_file}: profile must be a string, e.g. profile = \"cpu\"")
+        raise BenchError(f'config file {config_file}: profile must be a string, e.g. profile = "cpu"')
     if name is not None and file_profile is not None and name != file_profile:
         raise BenchError(
-            f"--profile {name} disagrees with profile = \"{file_profile}\" in {config_file}: drop one of the two"
+            f'--profile {name} disagrees with profile = "{file_profile}" in {config_file}: drop one of the two'
         )
     name = name or file_profile or DEFAULT_PROFILE
     if name not in PROFILE_NAMES:

@@ -51,7 +51,10 @@ def pca_residual_scores(images: torch.Tensor, k: int = 8) -> torch.Tensor:
 
 def trivial_detectors(images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """The no-training baselines a self-recognition step is compared with: (name, outlier scores) pairs."""
-    return [("distance to mean image", mean_distance_scores(images)), ("PCA-8 residual", pca_residual_scores(images, 8))]
+    return [
+        ("distance to mean image", mean_distance_scores(images)),
+        ("PCA-8 residual", pca_residual_scores(images, 8)),
+    ]
 
 
 def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
@@ -126,6 +129,7 @@ def flag_metrics(
 # --------------------------------------------------------------------------------------------------------------------
 # Detector registry: label-free outlier detectors a "detect, drop, then train" baseline can be built from.
 # --------------------------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DetectorSpec:

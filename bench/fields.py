@@ -81,13 +81,14 @@ def build(cls: type, values: dict[str, Any], where: str, reference: dict[str, An
         message = str(e)
         for head in ("bad setting ", "unknown setting "):  # a nested table's own message: put our prefix in front
             if message.startswith(head):
-                raise BenchError(f"{head}{where}.{message[len(head):]}") from None
+                raise BenchError(f"{head}{where}.{message[len(head) :]}") from None
         field = message.split(" ", 1)[0]
         if field in names:  # "epochs must be positive, got -1" -> "bad setting models.vqvae.epochs=-1: must be ..."
             value = typed.get(field, getattr(e, "value", None))
             rest = message.split(" ", 1)[1].split(", got ")[0]
-            raise BenchError(f"bad setting {where}.{field}={_example(value) if field in typed else '(default)'}: "
-                             f"{field} {rest}") from None
+            raise BenchError(
+                f"bad setting {where}.{field}={_example(value) if field in typed else '(default)'}: {field} {rest}"
+            ) from None
         raise BenchError(f"bad setting for {where}: {message}") from None
 
 

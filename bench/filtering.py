@@ -93,7 +93,9 @@ def _scores(spec: FilterSpec, images: torch.Tensor, split_hash: str, seed: int, 
             progress: Progress) -> torch.Tensor:  # fmt: skip
     from bench import detectors
 
-    key = hashlib.sha256(json.dumps([split_hash, spec.detector, spec.params, seed], sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps([split_hash, spec.detector, spec.params, seed], sort_keys=True).encode()
+    ).hexdigest()
     path = Path(cache_dir) / "detectors" / f"{spec.detector}-{key[:24]}.pt"
     blob = atomic.load_keyed(path, key)
     if blob is not None:

@@ -42,7 +42,9 @@ class GridSpec:
     scheduler: str | None = None
     plugins: list[str] = field(default_factory=list)
     command: str = ""
-    notes: list[str] = field(default_factory=list)  # one line each, said before the grid runs (e.g. a precision fallback)
+    notes: list[str] = field(
+        default_factory=list
+    )  # one line each, said before the grid runs (e.g. a precision fallback)
 
     @property
     def store(self) -> ResultsStore:
@@ -90,8 +92,9 @@ def check_pool_sizes(dataset: Any, root: Path, ratio: float) -> None:
     else:
         scaled, factor = fit
         sets = " ".join(f"--set data.{name}.{k}={v}" for k, v in scaled.items())
-        fix = (f"counts that fit the folder: {sets} (every count x {factor:.2f}, rounded down); or add images"
-               + (", or lower the largest --ratios" if "outlier" in short else ""))
+        fix = f"counts that fit the folder: {sets} (every count x {factor:.2f}, rounded down); or add images" + (
+            ", or lower the largest --ratios" if "outlier" in short else ""
+        )
     raise BenchError(f"not enough {name} {' and '.join(short)} images in {root}: {needs}; {fix}")
 
 
@@ -131,7 +134,9 @@ def plan(spec: GridSpec) -> list[PlannedCell]:
 def dry_run_lines(planned: list[PlannedCell]) -> list[str]:
     lines = []
     for p in planned:
-        what = f"{p.job.identity.short}  {p.cell.key}" + (f"  [{p.job.identity.variant}]" if p.job.identity.variant else "")
+        what = f"{p.job.identity.short}  {p.cell.key}" + (
+            f"  [{p.job.identity.variant}]" if p.job.identity.variant else ""
+        )
         extra = f"  (also finished with other settings: {'; '.join(p.stale_digests)})" if p.stale_digests else ""
         lines.append(f"{p.state:5s}  {what}{extra}")
     counts = {s: sum(p.state == s for p in planned) for s in ("done", "todo", "stale")}
@@ -153,7 +158,9 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
             continue
         seen.add((c.dataset, c.ratio, c.seed))
         note(progress, f"preparing {c.dataset} r={c.ratio:g}% seed {c.seed}: split")
-        split = open_split(spec.profile, c.dataset, c.ratio, c.seed, spec.store, spec.data_roots.get(c.dataset), progress)
+        split = open_split(
+            spec.profile, c.dataset, c.ratio, c.seed, spec.store, spec.data_roots.get(c.dataset), progress
+        )
         line = skipped_line(split)
         if line:
             note(progress, line)

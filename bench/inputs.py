@@ -82,7 +82,9 @@ def parse_data_roots(items: Iterable[str], known: Iterable[str] | None = None) -
     for item in items:
         name, eq, path = item.partition("=")
         if not eq or not name.strip() or not path.strip():
-            raise BenchError(f"bad --data-root '{item}': expected NAME=PATH, e.g. --data-root facemask=/data/FaceMaskLite")
+            raise BenchError(
+                f"bad --data-root '{item}': expected NAME=PATH, e.g. --data-root facemask=/data/FaceMaskLite"
+            )
         dataset_registry.get(name.strip())
         roots[name.strip()] = path.strip()
     return roots

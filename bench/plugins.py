@@ -136,7 +136,9 @@ def load(ref: str, via: str = "--plugin") -> LoadedPlugin:
             ) from None
         raise BenchError(f"plug-in {ref} ({via}) failed to import: {_why(e)}") from None
     except SystemExit as e:  # a plug-in must not end the process: say so in one line
-        raise BenchError(f"plug-in {ref} ({via}) called sys.exit({e.code!r}) while importing: remove that call") from None
+        raise BenchError(
+            f"plug-in {ref} ({via}) called sys.exit({e.code!r}) while importing: remove that call"
+        ) from None
     except Exception as e:
         raise BenchError(f"plug-in {ref} ({via}) failed to import: {_why(e)}") from None
     file = getattr(module, "__file__", None)

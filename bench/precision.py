@@ -41,7 +41,7 @@ def check(precision: str) -> str:
 
 
 def device_type(device: str | torch.device) -> str:
-    """"cpu" / "cuda" / ... of a device string or object (what torch.autocast takes)."""
+    """ "cpu" / "cuda" / ... of a device string or object (what torch.autocast takes)."""
     return torch.device(device).type
 
 
@@ -100,8 +100,10 @@ def native_bf16(device: str | torch.device = "cpu") -> tuple[bool, str]:
     capability = str(torch.backends.cpu.get_cpu_capability())
     if "AMX" in capability or "BF16" in capability:
         return True, f"torch reports CPU capability {capability}"
-    return False, (f"the CPU ({cpu_model() or 'unknown model'}) has neither {' nor '.join(NATIVE_BF16_FLAGS)} "
-                   f"(torch CPU capability {capability}): bf16 would be emulated, slower than fp32")
+    return False, (
+        f"the CPU ({cpu_model() or 'unknown model'}) has neither {' nor '.join(NATIVE_BF16_FLAGS)} "
+        f"(torch CPU capability {capability}): bf16 would be emulated, slower than fp32"
+    )
 
 
 def resolve(requested: str, device: str | torch.device = "cpu") -> tuple[str, str]:
@@ -137,4 +139,3 @@ def fp32(precision: str, device: str | torch.device = "cpu") -> contextlib.Abstr
     if check(precision) == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type(device), enabled=False)
-

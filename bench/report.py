@@ -158,7 +158,9 @@ def _data_note(data: Data) -> str:
         note = (f"{_title(data.dataset)} images with content fingerprint {identity.source_id(data.source)} (stand-in "
                 f"unless this is the paper's dataset; say so when comparing)")  # fmt: skip
     elif data.synthetic is False:
-        note = "images from a data folder, content fingerprint not recorded (stand-in unless this is the paper's dataset)"
+        note = (
+            "images from a data folder, content fingerprint not recorded (stand-in unless this is the paper's dataset)"
+        )
     else:
         note = "data source not recorded"
     return note + (f"; protocol {data.protocol[:8]}" if data.protocol else "")
@@ -406,7 +408,9 @@ def build_context(store: ResultsStore, records: list[CellRecord], from_cells: bo
         if from_cells:
             config = store.read_config(record)
             protocol, source, synthetic = _cell_data(config, record)
-            split_hash = (config.get("split") or {}).get("split_hash") if isinstance(config.get("split"), dict) else None
+            split_hash = (
+                (config.get("split") or {}).get("split_hash") if isinstance(config.get("split"), dict) else None
+            )
             if isinstance(split_hash, str) and protocol not in split_protocols.setdefault(split_hash[:10], []):
                 split_protocols[split_hash[:10]].append(protocol)
         else:
@@ -566,7 +570,9 @@ def _dataset_tables(sec: Section, fid_metric: str) -> list[Table]:
     if paper is not None and not has_fid:
         ratios = set(sec.df.ratio)
         for pname, values in paper.fid.items():
-            fd.add(f"{pname} (paper FID, other metric)", {f"{r:g}%": f"{v:.3f}" for r, v in values.items() if r in ratios})
+            fd.add(
+                f"{pname} (paper FID, other metric)", {f"{r:g}%": f"{v:.3f}" for r, v in values.items() if r in ratios}
+            )
     tables.append(fd)
     tables.append(_headline_table(sec, fid_metric))
     tables.append(_metric_table(
@@ -770,7 +776,9 @@ def _fig4(ctx: Context, fid_metric: str, folder: Path) -> list[str]:
                 if len(lo) == len(ms):
                     ax.fill_between(xs, lo, [m + h for m, h in zip(ms, hws)], color=style[g.key]["color"], alpha=0.15)
             if metric == "pct_inliers":
-                ax.plot(xs_all, [100 - x for x in xs_all], color="grey", lw=0.8, ls=":", label="training data (100 - r)")
+                ax.plot(
+                    xs_all, [100 - x for x in xs_all], color="grey", lw=0.8, ls=":", label="training data (100 - r)"
+                )
             if metric == "robustness":
                 ax.axhline(0, color="grey", lw=0.8, ls=":")
                 ax.axhline(1, color="black", lw=0.8, ls=":")
@@ -943,7 +951,9 @@ def load_context(out: Path, echo: Callable[[str], None] = lambda line: None) -> 
     store = ResultsStore(out)
     loaded = store.load()
     if not loaded.records:
-        left_out = f" ({len(loaded.notes)} note(s), first: {loaded.notes[0].removeprefix('note: ')})" if loaded.notes else ""
+        left_out = (
+            f" ({len(loaded.notes)} note(s), first: {loaded.notes[0].removeprefix('note: ')})" if loaded.notes else ""
+        )
         raise BenchError(f"no finished cells in {out}{left_out}: run 'bench run --out {out}' first (or pass another "
                          f"--out)")  # fmt: skip
     for line in loaded.notes:

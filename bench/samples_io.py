@@ -27,7 +27,9 @@ class SampleSet:
 
 def _check_array(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.dtype != np.uint8:
-        raise BenchError(f"{where}: samples must be uint8 (0-255), got {arr.dtype}: convert with (x * 255).round().astype('uint8')")
+        raise BenchError(
+            f"{where}: samples must be uint8 (0-255), got {arr.dtype}: convert with (x * 255).round().astype('uint8')"
+        )
     if arr.ndim != 4:
         raise BenchError(f"{where}: samples must be N x 3 x H x W or N x H x W x 3, got shape {tuple(arr.shape)}")
     if arr.shape[1] == 3:
@@ -37,7 +39,9 @@ def _check_array(arr: np.ndarray, where: str) -> np.ndarray:
     elif 1 in (arr.shape[1], arr.shape[3]):
         raise BenchError(f"{where}: samples have 1 channel (shape {tuple(arr.shape)}); the classifier needs RGB images")
     else:
-        raise BenchError(f"{where}: no colour axis of size 3 in shape {tuple(arr.shape)} (N x 3 x H x W or N x H x W x 3)")
+        raise BenchError(
+            f"{where}: no colour axis of size 3 in shape {tuple(arr.shape)} (N x 3 x H x W or N x H x W x 3)"
+        )
     if len(chw) == 0:
         raise BenchError(f"{where}: the sample set is empty")
     return np.ascontiguousarray(chw)
@@ -81,7 +85,9 @@ def _from_file(path: Path) -> np.ndarray:
         except BenchError:
             raise
         except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
-            raise BenchError(f"{path} is not a readable .npz file: save with np.savez(path, samples=uint8_array)") from None
+            raise BenchError(
+                f"{path} is not a readable .npz file: save with np.savez(path, samples=uint8_array)"
+            ) from None
     if suffix in (".pt", ".pth"):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -91,7 +97,9 @@ def _from_file(path: Path) -> np.ndarray:
         if isinstance(obj, dict) and "samples" in obj:
             obj = obj["samples"]
         if not isinstance(obj, torch.Tensor):
-            raise BenchError(f"{path} holds a {type(obj).__name__}, not a tensor: save with torch.save(uint8_tensor, path)")
+            raise BenchError(
+                f"{path} holds a {type(obj).__name__}, not a tensor: save with torch.save(uint8_tensor, path)"
+            )
         return obj.detach().cpu().numpy()
     raise BenchError(f"{path}: samples must be an image folder, a .npz (key 'samples') or a .pt tensor file")
 

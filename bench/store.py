@@ -242,7 +242,9 @@ class ResultsStore:
         return found
 
     def _cell_folders(self) -> Iterator[Path]:
-        for done in sorted(self.cells_dir.glob("*/*/*/*/done.json")) + sorted(self.cells_dir.glob("*/*/*/*/*/done.json")):
+        for done in sorted(self.cells_dir.glob("*/*/*/*/done.json")) + sorted(
+            self.cells_dir.glob("*/*/*/*/*/done.json")
+        ):
             yield done.parent
 
     def scan(self) -> tuple[list[CellRecord], list[CellProblem]]:
@@ -270,7 +272,9 @@ class ResultsStore:
             reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
             header = reader.fieldnames or []
         except (UnicodeDecodeError, csv.Error, OSError) as e:
-            raise NotAnIndex(f"{path} is not a readable CSV ({type(e).__name__}): move it away or pass another --out") from None
+            raise NotAnIndex(
+                f"{path} is not a readable CSV ({type(e).__name__}): move it away or pass another --out"
+            ) from None
         missing = [c for c in INDEX_KEYS if c not in header]
         if missing:
             raise NotAnIndex(f"{path} is not a results index (no {', '.join(missing)} column): move it away or pass "
@@ -377,8 +381,10 @@ class ResultsStore:
         orphans = self._orphans(index, cells)
         if orphans:
             what = "an exported results folder" if not self.cells_dir.is_dir() else "cells deleted by hand?"
-            raise BenchError(f"{self.runs_csv} lists {len(orphans)} row(s) with no cell folder ({what}); writing "
-                             f"cells here could lose them: pass another --out, or remove those rows from runs.csv")
+            raise BenchError(
+                f"{self.runs_csv} lists {len(orphans)} row(s) with no cell folder ({what}); writing "
+                f"cells here could lose them: pass another --out, or remove those rows from runs.csv"
+            )
 
     def begin_cell(self, folder: Path, config: dict[str, Any]) -> None:
         """Start (or resume) a cell: a done.json that is not this cell's record goes, then config.json is written."""

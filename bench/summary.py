@@ -36,7 +36,7 @@ NEXT_STEPS = {
 
 
 def data_kind(synthetic: bool | None) -> str:
-    """"synthetic" for the embedded synthetic data, "folder" for a stand-in or a user's folder (or unknown data)."""
+    """ "synthetic" for the embedded synthetic data, "folder" for a stand-in or a user's folder (or unknown data)."""
     return "synthetic" if synthetic else "folder"
 
 

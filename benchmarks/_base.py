@@ -24,8 +24,10 @@ def export(rev: str) -> Path:
     literal = re.compile(r"""(["'])bench(?=\.|\1)""")
     for path in (out / BASE_PKG).rglob("*.py"):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        fixed = [pattern.sub(BASE_PKG, ln) if re.match(r"\s*(from|import)\s+bench\b", ln) or "bench.models" in ln
-                 else ln for ln in lines]
+        fixed = [
+            pattern.sub(BASE_PKG, ln) if re.match(r"\s*(from|import)\s+bench\b", ln) or "bench.models" in ln else ln
+            for ln in lines
+        ]
         fixed = [literal.sub(rf"\g<1>{BASE_PKG}", ln) for ln in fixed]
         path.write_text("".join(fixed), encoding="utf-8")
     sys.path.insert(0, str(out))
@@ -33,11 +35,13 @@ def export(rev: str) -> Path:
 
 
 def short(rev: str) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def describe() -> str:
     """This checkout's commit, with -dirty when tracked files differ."""
-    return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()

@@ -75,8 +75,17 @@ class OpRecord:
 
 
 _aten = torch.ops.aten
-_DECOMPOSE = {_aten.conv1d, _aten.conv2d, _aten.conv3d, _aten.conv_transpose1d, _aten.conv_transpose2d,
-              _aten.conv_transpose3d, _aten.linear, _aten.matmul, _aten.einsum}
+_DECOMPOSE = {
+    _aten.conv1d,
+    _aten.conv2d,
+    _aten.conv3d,
+    _aten.conv_transpose1d,
+    _aten.conv_transpose2d,
+    _aten.conv_transpose3d,
+    _aten.linear,
+    _aten.matmul,
+    _aten.einsum,
+}
 
 
 class OpTrace(TorchDispatchMode):
@@ -187,7 +196,7 @@ def alternate(first: Callable[[], object], second: Callable[[], object], rounds:
 
     for r in range(rounds):
         a, b = (first, out.first, out.first_wall), (second, out.second, out.second_wall)
-        for fn, times, walls in ((a, b) if r % 2 == 0 else (b, a)):
+        for fn, times, walls in (a, b) if r % 2 == 0 else (b, a):
             timed(fn, times, walls)
     return out
 

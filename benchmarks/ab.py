@@ -59,22 +59,34 @@ def compare(
     timed = alternate(fb, fn, rounds, calls)
     ratios = timed.ratios()
     lo, hi = quartiles(ratios)
-    return {"workload": name, "base_s": statistics.median(timed.first), "new_s": statistics.median(timed.second),
-            "ratio": statistics.median(ratios), "q1": lo, "q3": hi, "rounds": rounds,
-            "wall_ratio": statistics.median(timed.wall_ratios())}
+    return {
+        "workload": name,
+        "base_s": statistics.median(timed.first),
+        "new_s": statistics.median(timed.second),
+        "ratio": statistics.median(ratios),
+        "q1": lo,
+        "q3": hi,
+        "rounds": rounds,
+        "wall_ratio": statistics.median(timed.wall_ratios()),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("workloads", nargs="+")
     ap.add_argument("--base", default="HEAD", help="commit to compare against (default HEAD: uncommitted changes)")
-    ap.add_argument("--precision", action="store_true",
-                    help="compare this checkout's fp32 (base) and bf16 (new) steps instead of a base commit")
+    ap.add_argument(
+        "--precision",
+        action="store_true",
+        help="compare this checkout's fp32 (base) and bf16 (new) steps instead of a base commit",
+    )
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--calls", type=int, default=1, help="calls per run")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--base-set", default="{}", help='config overrides for the base side, JSON: {"gan": {"r1_every": 4}}')
+    ap.add_argument(
+        "--base-set", default="{}", help='config overrides for the base side, JSON: {"gan": {"r1_every": 4}}'
+    )
     ap.add_argument("--new-set", default="{}", help="config overrides for the new side, JSON")
     args = ap.parse_args()
     base_set, new_set = json.loads(args.base_set), json.loads(args.new_set)
@@ -84,16 +96,22 @@ def main() -> None:
     else:
         export(args.base)
         sides = f"base {args.base} ({short(args.base)}) vs this checkout (commit {describe()})"
-    print(f"{sides}; "
-          f"{'base overrides ' + args.base_set + ', ' if base_set else ''}"
-          f"{'new overrides ' + args.new_set + ', ' if new_set else ''}threads={args.threads}, {args.rounds} alternating rounds of {args.calls} call(s); "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(
+        f"{sides}; "
+        f"{'base overrides ' + args.base_set + ', ' if base_set else ''}"
+        f"{'new overrides ' + args.new_set + ', ' if new_set else ''}threads={args.threads}, {args.rounds} alternating rounds of {args.calls} call(s); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
     for name in args.workloads:
         r = compare(name, args.rounds, args.calls, args.warmup, base_set, new_set, args.precision)
         a, b = ("fp32", "bf16") if args.precision else ("base", "new")
-        print(f"{name}: {a} {r['base_s']:.4f} s, {b} {r['new_s']:.4f} s per call (medians); {a}/{b} "
-              f"{r['ratio']:.3f}x (median of {r['rounds']} alternating rounds, quartiles {r['q1']:.3f}-{r['q3']:.3f}; "
-              f"wall-time ratio {r['wall_ratio']:.3f}x); load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"{name}: {a} {r['base_s']:.4f} s, {b} {r['new_s']:.4f} s per call (medians); {a}/{b} "
+            f"{r['ratio']:.3f}x (median of {r['rounds']} alternating rounds, quartiles {r['q1']:.3f}-{r['q3']:.3f}; "
+            f"wall-time ratio {r['wall_ratio']:.3f}x); load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -51,13 +51,19 @@ def main() -> None:
         hit = timed(lambda: build_split(*split_args))
         shutil.rmtree(cache / "splits")
         build = timed(lambda: build_split(*split_args))
-    print(f"profile={args.profile} dataset={args.dataset} data={'synthetic' if args.data_root is None else args.data_root} "
-          f"ratios={args.ratios} threads={args.threads}")
+    print(
+        f"profile={args.profile} dataset={args.dataset} data={'synthetic' if args.data_root is None else args.data_root} "
+        f"ratios={args.ratios} threads={args.threads}"
+    )
     print(f"prepare, cold (build splits, train classifier, reference features, Table 5): {cold:8.2f} s")
-    print(f"prepare, warm (all from cache):                                              {warm:8.2f} s   "
-          f"-> {cold / max(warm, 1e-9):.0f}x")
-    print(f"one split: build {build:.2f} s vs cache hit {hit:.3f} s                                      "
-          f"-> {build / max(hit, 1e-9):.0f}x")
+    print(
+        f"prepare, warm (all from cache):                                              {warm:8.2f} s   "
+        f"-> {cold / max(warm, 1e-9):.0f}x"
+    )
+    print(
+        f"one split: build {build:.2f} s vs cache hit {hit:.3f} s                                      "
+        f"-> {build / max(hit, 1e-9):.0f}x"
+    )
 
 
 if __name__ == "__main__":

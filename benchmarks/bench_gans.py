@@ -33,7 +33,14 @@ def real_batch_size(cfg) -> int:
 
 
 def measure(
-    name: str, profile: str, size: int, iters: int, warmup: int, n_images: int, n_samples: int, overrides: dict,
+    name: str,
+    profile: str,
+    size: int,
+    iters: int,
+    warmup: int,
+    n_images: int,
+    n_samples: int,
+    overrides: dict,
     memory_format: torch.memory_format | None = None,
 ) -> dict:
     model = registry.get(name).build(profile, size, overrides.get(name, {}))
@@ -74,10 +81,15 @@ def measure_vae(name: str, profile: str, size: int, n_images: int, cell_images: 
     timed_vae_epoch(model, data, epoch=0)
     seconds = timed_vae_epoch(model, data, epoch=1)
     steps, img_s = -(-n_images // model.cfg.batch_size), n_images / seconds
-    return {"model": name, "it/s": steps / seconds, "real img/s": img_s,
-            "iterations": -(-cell_images // model.cfg.batch_size) * model.cfg.epochs,
-            "train (min)": cell_images * model.cfg.epochs / img_s / 60, "sample 3k (s)": float("nan"),
-            "cell (min)": float("nan")}
+    return {
+        "model": name,
+        "it/s": steps / seconds,
+        "real img/s": img_s,
+        "iterations": -(-cell_images // model.cfg.batch_size) * model.cfg.epochs,
+        "train (min)": cell_images * model.cfg.epochs / img_s / 60,
+        "sample 3k (s)": float("nan"),
+        "cell (min)": float("nan"),
+    }
 
 
 def main() -> None:
@@ -86,15 +98,22 @@ def main() -> None:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--iters", type=int, default=15, help="timed iterations per model")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1, help="1 by default: on shared cores 2 OpenMP threads ran 5-8x slower")
+    p.add_argument(
+        "--threads", type=int, default=1, help="1 by default: on shared cores 2 OpenMP threads ran 5-8x slower"
+    )
     p.add_argument("--images", type=int, default=3000, help="training-set size (sets epoch-based iteration counts)")
     p.add_argument("--samples", type=int, default=500, help="timed samples, projected to 3,000")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--set", default="{}", help='per-model overrides as JSON, e.g. {"gan": {"channels": 32}}')
-    p.add_argument("--with-vae", action="store_true", help="add VQ-VAE and RVQ-VAE (one autoencoder epoch each, no prior)")
+    p.add_argument(
+        "--with-vae", action="store_true", help="add VQ-VAE and RVQ-VAE (one autoencoder epoch each, no prior)"
+    )
     p.add_argument("--vae-images", type=int, default=640, help="images in the timed VAE epoch")
-    p.add_argument("--compare-memory-format", action="store_true",
-                   help="train each model with NCHW and NHWC (channels_last) weights, interleaved A-B-A, print ratios")
+    p.add_argument(
+        "--compare-memory-format",
+        action="store_true",
+        help="train each model with NCHW and NHWC (channels_last) weights, interleaved A-B-A, print ratios",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     overrides = json.loads(args.set)
@@ -108,8 +127,10 @@ def main() -> None:
     if args.with_vae:
         rows += [measure_vae(m, args.profile, args.size, args.vae_images, args.images) for m in ("vqvae", "rvqvae")]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"profile={args.profile} size={args.size} threads={args.threads} timed iterations={args.iters} "
-          f"load average (1 min) at end={load:.1f} on {os.cpu_count()} cores")
+    print(
+        f"profile={args.profile} size={args.size} threads={args.threads} timed iterations={args.iters} "
+        f"load average (1 min) at end={load:.1f} on {os.cpu_count()} cores"
+    )
     keys = list(rows[0])
     print("  ".join(f"{k:>18}" for k in keys))
     for r in rows:
@@ -118,13 +139,17 @@ def main() -> None:
 
 def compare_memory_format(args: argparse.Namespace, overrides: dict) -> None:
     """it/s of each model with contiguous vs channels_last conv weights, measured in this run (A-B-A, mean of A)."""
-    print(f"memory format comparison: profile={args.profile} size={args.size} threads={args.threads} "
-          f"timed iterations={args.iters}")
+    print(
+        f"memory format comparison: profile={args.profile} size={args.size} threads={args.threads} "
+        f"timed iterations={args.iters}"
+    )
     print(f"{'model':>10}  {'NCHW it/s':>10}  {'NHWC it/s':>10}  {'NHWC / NCHW':>11}  {'model default':>14}")
     for name in args.models.split(","):
 
         def run(fmt: torch.memory_format, name: str = name) -> float:
-            return measure(name, args.profile, args.size, args.iters, args.warmup, args.images, 10, overrides, fmt)["it/s"]
+            return measure(name, args.profile, args.size, args.iters, args.warmup, args.images, 10, overrides, fmt)[
+                "it/s"
+            ]
 
         a1, b, a2 = run(torch.contiguous_format), run(torch.channels_last), run(torch.contiguous_format)
         a = (a1 + a2) / 2

@@ -37,8 +37,9 @@ def procedural_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
 
 def reference_epoch(model, images: torch.Tensor, batch_size: int) -> float:
     """A plainly written training epoch; returns img/s."""
-    opt = torch.optim.Adam(list(model.encoder.parameters()) + list(model.decoder.parameters()) + [model.codebook],
-                           lr=3e-4)
+    opt = torch.optim.Adam(
+        list(model.encoder.parameters()) + list(model.decoder.parameters()) + [model.codebook], lr=3e-4
+    )
     perm = torch.randperm(len(images))
     t0 = time.perf_counter()
     losses = []
@@ -110,8 +111,10 @@ def main() -> None:
 
     model = spec.build("cpu", args.size)
     grid = args.size // 4
-    print(f"\nPixelCNN training step, {grid}x{grid} grid, batch {model.cfg.prior_batch_size}, "
-          f"{model.cfg.codebook_size} codes (median s/step over 12 rounds of 8, alternating)")
+    print(
+        f"\nPixelCNN training step, {grid}x{grid} grid, batch {model.cfg.prior_batch_size}, "
+        f"{model.cfg.codebook_size} codes (median s/step over 12 rounds of 8, alternating)"
+    )
     print(f"{'conv head':>10} {'flat head':>10} {'ratio':>7}   (previous: cross_entropy on B x K x H x W logits)")
     # On a copy: after training, float summation-order differences may flip a rare near-tie draw between the two
     # samplers below, which compare on the untrained prior.

@@ -198,7 +198,9 @@ def tables(rows: list[dict]) -> str:
                     cells.append("-")
                     continue
                 nd, n, n_out = g[0]["drops"][key]["n_dropped"], g[0]["n"], g[0]["n_outliers"]
-                cells.append(f"{max(0, n_out - nd) / (n - nd) * 100:.1f} ({max(0, nd - n_out) / (n - n_out) * 100:.0f})")
+                cells.append(
+                    f"{max(0, n_out - nd) / (n - nd) * 100:.1f} ({max(0, nd - n_out) / (n - n_out) * 100:.0f})"
+                )
             out.append(f"| perfect detector | {key} | " + " | ".join(cells) + " |")
         out.append("")
 

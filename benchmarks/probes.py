@@ -111,8 +111,10 @@ def probe_subpixel() -> None:
         wf = w.detach().float().contiguous(memory_format=CL).requires_grad_(True)
         bf = b.detach().float().requires_grad_(True)
         gf = torch.randn(32, c, 2 * h, 2 * h).contiguous(memory_format=CL)
-        line(f"{c} ch, {h}->{2 * h} px (float64 max difference {diff:.1e})",
-             *ab(backward_of(up_conv, xf, wf, bf, grad=gf), backward_of(phase_conv, xf, wf, bf, grad=gf)))
+        line(
+            f"{c} ch, {h}->{2 * h} px (float64 max difference {diff:.1e})",
+            *ab(backward_of(up_conv, xf, wf, bf, grad=gf), backward_of(phase_conv, xf, wf, bf, grad=gf)),
+        )
 
 
 # -------------------------------------------------------------------------------------------- grouped
@@ -216,7 +218,9 @@ def probe_prior_cl() -> None:
     from bench.models.optim import adam
     from bench.models.pixelcnn import GatedPixelCNN, PixelCNNConfig
 
-    print("prior-cl: PixelCNN prior training step (cpu profile: 5 layers, dim 32, batch 64, 8x8), NCHW vs channels_last")
+    print(
+        "prior-cl: PixelCNN prior training step (cpu profile: 5 layers, dim 32, batch 64, 8x8), NCHW vs channels_last"
+    )
     idx = torch.randint(0, 512, (64, 8, 8), generator=torch.Generator().manual_seed(0))
 
     def setup(channels_last: bool) -> Callable[[], None]:

@@ -186,8 +186,12 @@ def vq_prior(name: str, pkg: str = "bench", overrides: dict | None = None, preci
         model = spec.build("cpu", SIZE, overrides)
         prior = model.prior.train()
         opt = adam_of(pkg)(prior.parameters(), cfg.prior_lr)
-        idx = torch.randint(0, prior.cfg.num_codes, (cfg.prior_batch_size, SIZE // 4, SIZE // 4),
-                            generator=torch.Generator().manual_seed(0))
+        idx = torch.randint(
+            0,
+            prior.cfg.num_codes,
+            (cfg.prior_batch_size, SIZE // 4, SIZE // 4),
+            generator=torch.Generator().manual_seed(0),
+        )
 
         def run() -> None:
             loss = prior.loss(idx) if precision == "fp32" else prior.loss(idx, precision)
@@ -236,8 +240,14 @@ def evaluation(pkg: str = "bench") -> Workload:
         clf_labels = torch.arange(1800) % 2 == 1
         reference = random_images(1400, seed=2)
         samples = random_images(CELL_SAMPLES, seed=3)
-        kwargs = dict(clf_train_images=clf_images, clf_train_is_outlier=clf_labels, reference_images=reference,
-                      cfg=cfg, seed=0, cache_dir=cache)
+        kwargs = dict(
+            clf_train_images=clf_images,
+            clf_train_is_outlier=clf_labels,
+            reference_images=reference,
+            cfg=cfg,
+            seed=0,
+            cache_dir=cache,
+        )
         evaluator.evaluate_samples(samples, **kwargs)  # trains and caches the classifier, reference features
         return lambda: evaluator.evaluate_samples(samples, **kwargs)
 
@@ -252,16 +262,22 @@ def workload(name: str, pkg: str = "bench", overrides: dict | None = None, preci
             raise SystemExit("evaluation runs in fp32 only")
         return evaluation(pkg)
     model, _, kind = name.partition(".")
-    makers = {"train": gan_train if model in ("gan", "sdnrgan3", "robustot") else vq_train, "prior": vq_prior,
-              "sample": sampling}
+    makers = {
+        "train": gan_train if model in ("gan", "sdnrgan3", "robustot") else vq_train,
+        "prior": vq_prior,
+        "sample": sampling,
+    }
     return makers[kind](model, pkg, overrides, precision)
 
 
 def workload_names(models: list[str]) -> list[str]:
     names: list[str] = []
     for m in models:
-        names += [f"{m}.train", f"{m}.sample"] if m in ("gan", "sdnrgan3", "robustot") else [
-            f"{m}.train", f"{m}.prior", f"{m}.sample"]
+        names += (
+            [f"{m}.train", f"{m}.sample"]
+            if m in ("gan", "sdnrgan3", "robustot")
+            else [f"{m}.train", f"{m}.prior", f"{m}.sample"]
+        )
     return names + ["eval"]
 
 
@@ -340,8 +356,10 @@ def peaks_line(p: dict[str, dict[str, float]]) -> str:
     lines = []
     for prec, row in p.items():
         convs = ", ".join(f"{k[5:]} {v:.1f}" for k, v in row.items() if k.startswith("conv "))
-        lines.append(f"{prec}: big matmul (2048^3) {row['matmul']:.1f}, big conv (64x128x32x32, 3x3, fwd) "
-                     f"{row['conv']:.1f}, 3x3 conv fwd+bwd batch 64 ({convs}) GFLOP/s")
+        lines.append(
+            f"{prec}: big matmul (2048^3) {row['matmul']:.1f}, big conv (64x128x32x32, 3x3, fwd) "
+            f"{row['conv']:.1f}, 3x3 conv fwd+bwd batch 64 ({convs}) GFLOP/s"
+        )
     if "fp32" in p and "bf16" in p:
         ratios = ", ".join(f"{k} {p['bf16'][k] / p['fp32'][k]:.2f}x" for k in p["fp32"])
         lines.append(f"bf16 / fp32 peak: {ratios}")
@@ -372,16 +390,26 @@ def make_row(w: Workload, t, wall: float, rep, peak: float, top: int = 0, label:
     gflops = flops / wall / 1e9
     overhead = wall - rep.compute_s - rep.other_s
     if top:
-        per_call = f"{len(t.records)} ops per call, {wall * 1e3:.1f} ms per call; top ops (ms per call, replayed alone):"
+        per_call = (
+            f"{len(t.records)} ops per call, {wall * 1e3:.1f} ms per call; top ops (ms per call, replayed alone):"
+        )
         print(f"  {w.model} {w.name}{label}: {per_call}")
         for name, calls, secs, gf in top_ops(rep, top):
             rate = "" if gf != gf else f", {gf:.1f} GFLOP/s"
             print(f"    {name:45s} x{calls:<5d} {secs * 1e3:8.2f} ms{rate}")
     return Row(
-        model=w.model, workload=w.name + label, img_s=w.images_per_call / wall,
-        mflop_img=flops / w.images_per_call / 1e6, gflop_s=gflops, kernel_peak=kernel_peak,
-        vs_kernel=gflops / kernel_peak, vs_matmul=gflops / peak, kernels_pct=100 * rep.compute_s / wall,
-        other_pct=100 * rep.other_s / wall, overhead_pct=100 * overhead / wall, s_cell=wall * w.calls_per_cell,
+        model=w.model,
+        workload=w.name + label,
+        img_s=w.images_per_call / wall,
+        mflop_img=flops / w.images_per_call / 1e6,
+        gflop_s=gflops,
+        kernel_peak=kernel_peak,
+        vs_kernel=gflops / kernel_peak,
+        vs_matmul=gflops / peak,
+        kernels_pct=100 * rep.compute_s / wall,
+        other_pct=100 * rep.other_s / wall,
+        overhead_pct=100 * overhead / wall,
+        s_cell=wall * w.calls_per_cell,
         ops_per_img=len(t.records) / w.images_per_call,
     )
 
@@ -395,7 +423,12 @@ def measure(w: Workload, rounds: int, peak: float, top: int = 0) -> Row:
 
 
 def measure_pair(
-    wb: Workload, wn: Workload, rounds: int, peak: float, top: int = 0, labels: tuple[str, str] = ("before", "after"),
+    wb: Workload,
+    wn: Workload,
+    rounds: int,
+    peak: float,
+    top: int = 0,
+    labels: tuple[str, str] = ("before", "after"),
     peak_new: float | None = None,
 ) -> tuple[Row, Row, float]:
     """``wb`` (earlier code, or fp32) and ``wn`` (this checkout, or bf16) side by side: timed calls alternate B N, N B,
@@ -412,19 +445,30 @@ def measure_pair(
     sb, sn = timed.first, timed.second
     ratio = statistics.median((b / wb.images_per_call) / (n / wn.images_per_call) for b, n in zip(sb, sn))
     rb = make_row(wb, tb, statistics.median(sb), replay(tb.records), peak, top, f" ({labels[0]})")
-    rn = make_row(wn, tn, statistics.median(sn), replay(tn.records), peak if peak_new is None else peak_new, top,
-                  f" ({labels[1]})")
+    rn = make_row(
+        wn,
+        tn,
+        statistics.median(sn),
+        replay(tn.records),
+        peak if peak_new is None else peak_new,
+        top,
+        f" ({labels[1]})",
+    )
     return rb, rn, ratio
 
 
-HEADER = ("| model | workload | img/s | MFLOP/img | GFLOP/s | kernel peak | vs kernel | vs matmul | kernels % | "
-          "other ops % | overhead % | s/cell |")
+HEADER = (
+    "| model | workload | img/s | MFLOP/img | GFLOP/s | kernel peak | vs kernel | vs matmul | kernels % | "
+    "other ops % | overhead % | s/cell |"
+)
 
 
 def fmt(r: Row) -> str:
-    return (f"| {r.model} | {r.workload} | {r.img_s:,.1f} | {r.mflop_img:,.1f} | {r.gflop_s:.1f} | "
-            f"{r.kernel_peak:.1f} | {r.vs_kernel:.2f} | {r.vs_matmul:.2f} | {r.kernels_pct:.0f} | {r.other_pct:.0f} | "
-            f"{r.overhead_pct:.0f} | {r.s_cell:,.0f} |")
+    return (
+        f"| {r.model} | {r.workload} | {r.img_s:,.1f} | {r.mflop_img:,.1f} | {r.gflop_s:.1f} | "
+        f"{r.kernel_peak:.1f} | {r.vs_kernel:.2f} | {r.vs_matmul:.2f} | {r.kernels_pct:.0f} | {r.other_pct:.0f} | "
+        f"{r.overhead_pct:.0f} | {r.s_cell:,.0f} |"
+    )
 
 
 def main() -> None:
@@ -435,8 +479,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="timed calls per workload (median)")
     ap.add_argument("--no-eval", action="store_true", help="skip the evaluation workload")
     ap.add_argument("--base", help="also measure this earlier commit, interleaved with this checkout (before/after)")
-    ap.add_argument("--precision", default="fp32",
-                    help="fp32, bf16, or fp32,bf16: both side by side (peaks in both, fp32/bf16 ratio per workload)")
+    ap.add_argument(
+        "--precision",
+        default="fp32",
+        help="fp32, bf16, or fp32,bf16: both side by side (peaks in both, fp32/bf16 ratio per workload)",
+    )
     ap.add_argument("--markdown", type=Path, help="append the tables to this file")
     ap.add_argument("--top", type=int, default=0, help="also print each workload's N most expensive ops")
     args = ap.parse_args()
@@ -460,8 +507,10 @@ def main() -> None:
         peak = peaks(precisions)
         mm = {prec: row["matmul"] for prec, row in peak.items()}
         timer = "CPU time of the thread" if threads == 1 else "wall time"
-        head = (f"threads={threads} ({timer}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
-                f"{peaks_line(peak)}")
+        head = (
+            f"threads={threads} ({timer}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
+            f"{peaks_line(peak)}"
+        )
         print(head, flush=True)
         table = [head, "", HEADER, "|" + "---|" * 12]
         cells: dict[str, list[float]] = {}
@@ -491,8 +540,9 @@ def main() -> None:
             tail += "; evaluation " + " -> ".join(f"{s:,.1f} s" for s in cells["(all)"])
         if ratios:
             what = "Before/after" if args.base else "fp32/bf16"
-            tail += (f"\n{what}, seconds per image (median of per-round ratios, rounds alternating): "
-                     + ", ".join(ratios))
+            tail += f"\n{what}, seconds per image (median of per-round ratios, rounds alternating): " + ", ".join(
+                ratios
+            )
         tail += f"; load average at end {os.getloadavg()[0]:.1f}\n"
         print(tail, flush=True)
         lines += table + [tail]

@@ -40,7 +40,9 @@ def main() -> None:
     split = build_split(args.dataset, profile.data, args.ratio, 0, args.out / "cache", args.data_root)
     labels = split.train_is_outlier.bool()
     eta = registry.get("rvqvae").make_config(profile.name, profile.models.get("rvqvae")).eta
-    print(f"{args.dataset} r={args.ratio:g} %: {split.n_inliers} inliers + {split.n_outliers} outliers, {split.size} px")
+    print(
+        f"{args.dataset} r={args.ratio:g} %: {split.n_inliers} inliers + {split.n_outliers} outliers, {split.size} px"
+    )
     for name, scores in trivial_detectors(split.train_images):
         m = flag_metrics(labels, eta, scores=scores)
         print(f"  {name:<22} P {m['precision']:.2f}  R {m['recall']:.2f}  AUC {m['auc']:.2f}")
@@ -57,8 +59,10 @@ def main() -> None:
         for row in history["epochs"]:
             f = row["flag"]
             pr = "P  -    R  -  " if f is None else f"P {f['precision']:.2f}  R {f['recall']:.2f}"
-            print(f"  epoch {row['epoch']:>2}  {pr}  AUC(errors) {row['error_auc']:.2f}  "
-                  f"perplexity in/out {row['perplexity_in']:.0f}/{row['perplexity_out']:.0f}")
+            print(
+                f"  epoch {row['epoch']:>2}  {pr}  AUC(errors) {row['error_auc']:.2f}  "
+                f"perplexity in/out {row['perplexity_in']:.0f}/{row['perplexity_out']:.0f}"
+            )
 
 
 if __name__ == "__main__":

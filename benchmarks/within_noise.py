@@ -65,7 +65,9 @@ def unfiltered(out: Path, dataset: str, variant: str = "") -> pd.DataFrame:
         raise BenchError(f"{out} is not a results folder (no runs.csv, no cells/): pass the --out of a bench run")
     df = store.read_frame(out)
     if df.empty or dataset not in set(df["dataset"]):
-        raise BenchError(f"{out} holds no '{dataset}' cells: choose --dataset from {sorted(set(df.get('dataset', [])))}")
+        raise BenchError(
+            f"{out} holds no '{dataset}' cells: choose --dataset from {sorted(set(df.get('dataset', [])))}"
+        )
     variants = df["variant"].fillna("").astype(str) if "variant" in df else pd.Series("", index=df.index)
     return df[(variants == variant) & (df["dataset"] == dataset)]
 
@@ -74,8 +76,9 @@ def mad(a: pd.Series, b: pd.Series) -> float:
     return float((a - b).abs().mean())
 
 
-def compare(cand: pd.DataFrame, ref: pd.DataFrame, model: str, metric: str,
-            ratios: set[float] | None = None) -> Comparison | None:
+def compare(
+    cand: pd.DataFrame, ref: pd.DataFrame, model: str, metric: str, ratios: set[float] | None = None
+) -> Comparison | None:
     """Every candidate cell against the reference cell of the same ratio and seed, over the ratios (or ``ratios``)
     where the reference has every one of its seeds; None where there is nothing to pair or fewer than two seeds."""
     table = ref[ref.model == model].pivot_table(index="ratio", columns="seed", values=metric, aggfunc="first")
@@ -109,13 +112,18 @@ def main() -> None:
 
 def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--candidate", type=Path, required=True, help="results folder of the changed settings (one or more seeds)")
+    ap.add_argument(
+        "--candidate", type=Path, required=True, help="results folder of the changed settings (one or more seeds)"
+    )
     ap.add_argument("--reference", type=Path, required=True, help="results folder with >= 2 seeds of the old settings")
     ap.add_argument("--dataset", default="facemask")
     ap.add_argument("--metrics", default=",".join(METRICS))
     ap.add_argument("--ratios", default="", help="compare only these ratios, e.g. 0,30 (default: all both have)")
-    ap.add_argument("--candidate-variant", default="", help="the candidate's variant label, e.g. precision=bf16 "
-                    "(default: the profile's defaults)")
+    ap.add_argument(
+        "--candidate-variant",
+        default="",
+        help="the candidate's variant label, e.g. precision=bf16 (default: the profile's defaults)",
+    )
     args = ap.parse_args()
     cand = unfiltered(args.candidate, args.dataset, args.candidate_variant)
     ref = unfiltered(args.reference, args.dataset)
@@ -151,7 +159,9 @@ def run() -> None:
                   f"{'within' if r.within else 'OUTSIDE'} |")  # fmt: skip
     print(f"\n{outside} model-metric pair(s) outside one seed's noise")
     if ratios:
-        print("\n| model | ratio | metric | candidate mean ± CI (seeds) | reference mean ± CI (seeds) |\n|---|---|---|---|---|")
+        print(
+            "\n| model | ratio | metric | candidate mean ± CI (seeds) | reference mean ± CI (seeds) |\n|---|---|---|---|---|"
+        )
         for model in models:
             for ratio in sorted(ratios):
                 for metric in metrics:

@@ -34,8 +34,10 @@ folder.mkdir(parents=True, exist_ok=True)
 for i, image in enumerate(split.train_images[:120]):
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:04d}.png")
 row = api.score(folder, "facemask", profile=args.profile, ratio=30, out=out, append_to=out, model_name="memoriser")
-print(f"memoriser: {row['pct_inliers']:.1f} % inliers (the training data has {100 - 30} %), robustness "
-      f"{row['robustness']:.2f}")
+print(
+    f"memoriser: {row['pct_inliers']:.1f} % inliers (the training data has {100 - 30} %), robustness "
+    f"{row['robustness']:.2f}"
+)
 
 # 3. Everything back as one DataFrame (rows joined with their variant and provenance), and Fig. 4 from it.
 results = api.load_results(out)

@@ -46,6 +46,7 @@ CELL_BASE = Path("cells", "facemask", "vqvae", "r0", "s0")  # the cell's folder:
 def cell_dir(out: Path) -> Path:
     return next(d for d in sorted((out / CELL_BASE).iterdir()) if (d / "done.json").exists())
 
+
 # Tiny FaceMask counts for probes on a user folder D: 16 + 8 + 4 + 8 = 36 inliers and 8 + 4 = 12 outliers at 0 %,
 # and a 2-epoch classifier, so a run on D takes about a second.
 TINY_COUNTS = {"inliers": 16, "classifier_train_per_class": 8, "classifier_test_per_class": 4, "reference": 8}
@@ -67,9 +68,13 @@ class Outcome:
 
     def describe(self) -> str:
         if self.raised is not None:
-            return f"uncaught {type(self.raised).__name__}: {str(self.raised)[:300]} (a real process prints a Traceback)"
+            return (
+                f"uncaught {type(self.raised).__name__}: {str(self.raised)[:300]} (a real process prints a Traceback)"
+            )
         last = (self.err.strip().splitlines() or [""])[-1]
-        return f"exit {self.code}; last stderr line {last[:300]!r}; stderr {self.err[-600:]!r}; stdout {self.out[-300:]!r}"
+        return (
+            f"exit {self.code}; last stderr line {last[:300]!r}; stderr {self.err[-600:]!r}; stdout {self.out[-300:]!r}"
+        )
 
 
 def cli(capsys, *args) -> Outcome:
@@ -131,7 +136,9 @@ def assert_unchanged(before: dict[str, str], root: Path, what: str = "results fo
     added = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
     changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
-    assert not (added or removed or changed), f"{what} {root} modified: added {added}, removed {removed}, changed {changed}"
+    assert not (added or removed or changed), (
+        f"{what} {root} modified: added {added}, removed {removed}, changed {changed}"
+    )
 
 
 def assert_no_tmp(root: Path) -> None:
@@ -386,7 +393,7 @@ def test_config_profile_key_is_honoured_or_rejected(capsys, tmp_path, done_out):
         assert_rejected(res, "profile")
     else:
         assert res.code == 0, res.describe()
-        assert "profile smoke" in res.out, f"profile = \"smoke\" in {cfg.name} was ignored: {res.out!r}"
+        assert "profile smoke" in res.out, f'profile = "smoke" in {cfg.name} was ignored: {res.out!r}'
         assert re.search(r"done\s+[0-9a-f]{12}\s+facemask/vqvae/r0/s0", res.out), res.out  # the smoke cell is found
     assert_unchanged(before, done_out)
 

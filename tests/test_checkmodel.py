@@ -62,7 +62,9 @@ def test_fit_that_ignores_its_seed_fails_the_seed_item(doubles):
     assert [i.name for i in report.failed] == [checkmodel.SEED_ITEM], "\n".join(report.lines())
     detail = item(report, checkmodel.SEED_ITEM).detail
     assert "\n" not in detail
-    assert detail.startswith("fits with seeds 3 and 4 give identical samples, yet the model draws random numbers (torch ")
+    assert detail.startswith(
+        "fits with seeds 3 and 4 give identical samples, yet the model draws random numbers (torch "
+    )
     assert "torch.manual_seed(0)" in detail and "torch.manual_seed(cfg.seed)" in detail
     # still deterministic: the same seed gives the same samples, so only the seed item fails
     assert item(report, "same seed -> same samples").status == "ok"

@@ -12,7 +12,9 @@ from bench.inputs import parse_ratios
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def test_parse_ratios():
@@ -47,7 +49,7 @@ def test_data_build_json_twice_same_hash(tmp_path):
         (["run", "--models", "nosuchmodel", "--profile", "smoke"], "unknown model"),
         (["run", "--ratios", "0,200", "--profile", "smoke"], "bad outlier ratio"),
         (["run", "--profile", "smoke", "--set", "models.vqvae.nosuch=1"], "unknown setting models.vqvae.nosuch"),
-        (["run", "--profile", "smoke", "--set", "models.rvqvae.loss=\"huber\""], "bad setting models.rvqvae.loss"),
+        (["run", "--profile", "smoke", "--set", 'models.rvqvae.loss="huber"'], "bad setting models.rvqvae.loss"),
         (["data", "build", "--ratio", "10"], "Missing option"),
     ],
 )

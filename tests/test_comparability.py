@@ -85,7 +85,9 @@ def test_protocol_key_is_the_settings_without_the_model_plus_the_profile():
     other_data = identity.identify(prof, "facemask", "gan", 30, 0, "abc123:def456")
     assert other_data.protocol_digest != gan.protocol_digest
     epochs = load_profile("smoke", overrides={"eval.classifier_epochs": 7})
-    assert identity.identify(epochs, "facemask", "gan", 30, 0, "synthetic-v2:faces").protocol_digest != gan.protocol_digest
+    assert (
+        identity.identify(epochs, "facemask", "gan", 30, 0, "synthetic-v2:faces").protocol_digest != gan.protocol_digest
+    )
     renamed = dataclasses.replace(prof, name="demo")  # same settings under another profile's name
     assert identity.protocol_digest(renamed, "facemask", "synthetic-v2:faces") != gan.protocol_digest
     # the cell digests do not include it: settings and digests are what they were

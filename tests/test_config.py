@@ -21,13 +21,15 @@ def test_cpu_profile_fits_the_stand_ins():
     assert n_out_30 + fm.classifier_train_per_class + fm.classifier_test_per_class <= 5_710
     assert 2 * rc.pool_per_half <= 5_000
     assert rc.inliers + rc.classifier_train_per_class + rc.classifier_test_per_class + rc.reference <= rc.pool_per_half
-    assert round(0.3 / 0.7 * rc.inliers) + rc.classifier_train_per_class + rc.classifier_test_per_class <= rc.pool_per_half
+    assert (
+        round(0.3 / 0.7 * rc.inliers) + rc.classifier_train_per_class + rc.classifier_test_per_class <= rc.pool_per_half
+    )
 
 
 def test_set_and_toml_override(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[data]\nsize = 16\n[data.facemask]\ninliers = 50\n[models.rvqvae]\neta = 0.1\n")
-    p = load_profile("cpu", cfg, ["data.size=24", "eval.inception_weights=\"/x.pth\""])
+    p = load_profile("cpu", cfg, ["data.size=24", 'eval.inception_weights="/x.pth"'])
     assert p.data.size == 24 and p.data.facemask.inliers == 50
     assert p.models == {"rvqvae": {"eta": 0.1}} and p.eval.inception_weights == "/x.pth"
 

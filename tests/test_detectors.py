@@ -216,7 +216,9 @@ def test_registration_is_validated():
     def other(images, params, seed):
         return images.double().mean((1, 2, 3))
 
-    with pytest.raises(BenchError, match="detector name 'pca' is taken by the built-in bench.detectors._pca: pick another name"):
+    with pytest.raises(
+        BenchError, match="detector name 'pca' is taken by the built-in bench.detectors._pca: pick another name"
+    ):
         detectors.register_detector("pca", params=P)(other)
     with pytest.raises(BenchError, match="must be a dataclass class"):
         detectors.register_detector("test-bad-params", params=dict)

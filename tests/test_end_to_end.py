@@ -21,7 +21,9 @@ def test_smoke_grid_all_models_then_report(tmp_path, capsys):
     assert df.pct_inliers.between(0, 100).all() and df.fd_classifier.notna().all()
     assert set(df.fid_kind) <= {"none", "inception"}
     rep = out / "report"  # written by the run itself
-    for name in ["report.md", "fig4.png", "fig4.svg"] + [f"table{i}.{e}" for i in range(1, 6) for e in ("md", "tex", "csv")]:
+    for name in ["report.md", "fig4.png", "fig4.svg"] + [
+        f"table{i}.{e}" for i in range(1, 6) for e in ("md", "tex", "csv")
+    ]:
         assert (rep / name).exists(), name
     assert main(["report", "--out", str(out)]) == 0
     grids = list((rep / "grids").glob("*.png"))

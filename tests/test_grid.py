@@ -40,8 +40,15 @@ def test_grid_writes_rows_cells_and_skips_finished(tmp_path, mean_plugin):
 
 def test_changed_settings_are_a_new_cell_beside_the_old(tmp_path, mean_plugin):
     run_grid(tmp_path, ["test_mean"], ratios=[30])
-    spec, planned = api.plan(["test_mean"], ["facemask"], [30], [0], profile="smoke", out=tmp_path,
-                             overrides={**FAST, "models.test_mean.noise": 3.0})
+    spec, planned = api.plan(
+        ["test_mean"],
+        ["facemask"],
+        [30],
+        [0],
+        profile="smoke",
+        out=tmp_path,
+        overrides={**FAST, "models.test_mean.noise": 3.0},
+    )
     (p,) = planned
     assert p.state == "stale" and p.job.identity.variant.startswith("noise=3, data.facemask.")
     grid.run(spec, planned)
@@ -130,7 +137,11 @@ def test_dry_run_lists_cells(tmp_path, capsys, mean_plugin):
     assert main(["run", "--profile", "smoke", "--models", "test_mean", "--ratios", "0,5,...,15", "--dry-run",
                  "--datasets", "facemask,roomcrop", "--out", str(tmp_path)]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "8 cells (profile smoke, training in fp32): 0 done, 8 todo, 0 stale" in out and "todo   " in out and "roomcrop/test_mean/r15/s0" in out
+    assert (
+        "8 cells (profile smoke, training in fp32): 0 done, 8 todo, 0 stale" in out
+        and "todo   " in out
+        and "roomcrop/test_mean/r15/s0" in out
+    )
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # a dry run writes nothing
 
 

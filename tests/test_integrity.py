@@ -258,7 +258,6 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-
 # --------------------------------------------------------------------------------------------------- fixtures
 
 

@@ -255,8 +255,9 @@ def pre_precision_bench():
     path = list(sys.path)
     try:
         base.export(PRE_PRECISION)
-        yield importlib.import_module(f"{base.BASE_PKG}.models.registry"), importlib.import_module(
-            f"{base.BASE_PKG}.models.base"
+        yield (
+            importlib.import_module(f"{base.BASE_PKG}.models.registry"),
+            importlib.import_module(f"{base.BASE_PKG}.models.base"),
         )
     finally:
         sys.path[:] = path

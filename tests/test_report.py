@@ -12,8 +12,9 @@ from tests.grid_helpers import ROOMCROP_FAST, mean_plugin, run_grid  # noqa: F40
 
 @pytest.fixture
 def grid(tmp_path, mean_plugin):
-    run_grid(tmp_path, ["test_mean", "replay", "replay-inliers"], ["facemask", "roomcrop"], [0, 30], [0, 1],
-             **ROOMCROP_FAST)
+    run_grid(
+        tmp_path, ["test_mean", "replay", "replay-inliers"], ["facemask", "roomcrop"], [0, 30], [0, 1], **ROOMCROP_FAST
+    )
     return tmp_path
 
 
@@ -143,6 +144,7 @@ def test_dask_backend_gives_identical_rows(tmp_path):
     pytest.importorskip("distributed", reason="the dask extra is part of the test install: pip install -e '.[test]'")
     plain, _ = run_grid(tmp_path / "a", ["vqvae", "gan"])  # real smoke models
     dask, _ = run_grid(tmp_path / "b", ["vqvae", "gan"], jobs=2, backend="dask")
+
     def key(r):
         return (r["dataset"], r["model"], r["ratio"])
 
@@ -156,6 +158,7 @@ def test_parallel_loky_cells_match_sequential(tmp_path):
     """--jobs 2 (loky processes, one thread each) gives the same rows as one job, minus timings."""
     seq, _ = run_grid(tmp_path / "a", ["vqvae"])
     par, _ = run_grid(tmp_path / "b", ["vqvae"], jobs=2)
+
     def key(r):
         return (r["dataset"], r["ratio"])
 

@@ -81,7 +81,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, extra):
 
 def test_a_folder_that_is_not_a_results_folder_is_refused(tmp_path, monkeypatch, capsys):
     ref = results(tmp_path, "ref", REFERENCE)
-    monkeypatch.setattr(sys, "argv", ["within_noise.py", "--candidate", str(tmp_path / "none"), "--reference", str(ref)])
+    monkeypatch.setattr(
+        sys, "argv", ["within_noise.py", "--candidate", str(tmp_path / "none"), "--reference", str(ref)]
+    )
     with pytest.raises(SystemExit) as exit_:
         within_noise.main()
     assert exit_.value.code == 2 and "is not a results folder" in capsys.readouterr().err

@@ -69,7 +69,9 @@ class LmdbPool:
             raise BenchError(f"{path}/data.mdb is not a readable LMDB database ({type(e).__name__}): pass an LSUN "
                              f"LMDB export or a plain image folder") from None  # fmt: skip
         stat = (path / "data.mdb").stat()
-        self.fingerprint = hashlib.sha256(f"lmdb:{len(self.keys)}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+        self.fingerprint = hashlib.sha256(
+            f"lmdb:{len(self.keys)}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+        ).hexdigest()
         self.skipped: Counter = Counter()
 
     def __len__(self) -> int:
@@ -96,7 +98,9 @@ def open_image_source(root: Path, what: str) -> Pool:
     if len(pool) == 0 and (root / "images").is_dir():
         pool = FolderPool(root / "images", root)
     if len(pool) == 0:
-        raise BenchError(f"no images in data root {root} for '{what}': expected png/jpg/jpeg/webp files or an LMDB (data.mdb)")
+        raise BenchError(
+            f"no images in data root {root} for '{what}': expected png/jpg/jpeg/webp files or an LMDB (data.mdb)"
+        )
     return pool
 
 
@@ -111,7 +115,9 @@ class CorruptedDataset(Dataset):
 
     def base_pool(self, root: Path | None, seed: int) -> tuple[Pool, str]:
         if root is None:
-            return synthetic.SyntheticPool(self.synthetic_kind, seed, 2 * self.settings.pool_per_half), "synthetic rooms"
+            return synthetic.SyntheticPool(
+                self.synthetic_kind, seed, 2 * self.settings.pool_per_half
+            ), "synthetic rooms"
         return open_image_source(root, self.name), str(root)
 
     def split_pools(self, base: Pool, source: str, seed: int) -> PoolPair:

@@ -179,7 +179,10 @@ def file_sha256(path: Path) -> str:
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
         after = os.stat(path)
         if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS or signature != (
-            after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino
+            after.st_size,
+            after.st_mtime_ns,
+            after.st_ctime_ns,
+            after.st_ino,
         ):
             return digest  # changed just now, or while it was read: not memoised
     _process_memo[key] = (signature, digest)

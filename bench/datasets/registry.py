@@ -44,7 +44,9 @@ class DatasetCounts:
     reference: int  # real inliers for FID / KID / precision-recall
 
     def __post_init__(self) -> None:
-        fields.require_positive(self, ("inliers", "classifier_train_per_class", "classifier_test_per_class", "reference"))
+        fields.require_positive(
+            self, ("inliers", "classifier_train_per_class", "classifier_test_per_class", "reference")
+        )
 
 
 @dataclass(frozen=True)
@@ -184,15 +186,18 @@ def _default_profiles(default: Any, where: str) -> tuple[str, ...]:
         return PROFILE_NAMES if default else ()
     chosen = tuple(default) if not isinstance(default, str) and isinstance(default, Iterable) else None
     if chosen is None or any(p not in PROFILE_NAMES for p in chosen):
-        raise BenchError(f"{where}: default must be True, False or profile names from {', '.join(PROFILE_NAMES)}, "
-                         f"got {default!r}")
+        raise BenchError(
+            f"{where}: default must be True, False or profile names from {', '.join(PROFILE_NAMES)}, got {default!r}"
+        )
     return chosen
 
 
 def _resolve_profiles(profiles: Any, names: tuple[str, ...], settings: type, where: str) -> dict[str, DatasetCounts]:
     def check(p: str, value: Any) -> DatasetCounts:
         if not isinstance(value, settings):
-            raise BenchError(f"{where}: profile '{p}' must be a {settings.__name__} instance, got {type(value).__name__}")
+            raise BenchError(
+                f"{where}: profile '{p}' must be a {settings.__name__} instance, got {type(value).__name__}"
+            )
         return value
 
     return resolve_profiles(profiles, names, where, check, "or inherit, e.g. profiles={..., 'demo': 'smoke'}")

@@ -68,8 +68,13 @@ def draw_face(rng: np.random.Generator, masked: bool) -> Image.Image:
         mask = _jitter(rng, _MASKS[rng.integers(len(_MASKS))], 10)
         top = ey + 5
         d.polygon(
-            [(cx - fw - 1, top), (cx + fw + 1, top), (cx + fw - 2, cy + fh - 2), (cx, cy + fh + 3),
-             (cx - fw + 2, cy + fh - 2)],
+            [
+                (cx - fw - 1, top),
+                (cx + fw + 1, top),
+                (cx + fw - 2, cy + fh - 2),
+                (cx, cy + fh + 3),
+                (cx - fw + 2, cy + fh - 2),
+            ],
             fill=mask,
         )
         for k in range(3):  # pleats

@@ -44,8 +44,20 @@ class GANConfig:
     sample_batch: int = 250
 
     def __post_init__(self) -> None:
-        fields.require_positive(self, ("latent_dim", "channels", "residual_factor", "iterations", "d_batch_size",
-                                       "g_batch_size", "lr", "sample_batch", "r1_every"))
+        fields.require_positive(
+            self,
+            (
+                "latent_dim",
+                "channels",
+                "residual_factor",
+                "iterations",
+                "d_batch_size",
+                "g_batch_size",
+                "lr",
+                "sample_batch",
+                "r1_every",
+            ),
+        )
         fields.require_non_negative(self, ("lambda_r1",))
         for name in ("beta1", "beta2", "ema_beta"):
             fields.require(0 <= getattr(self, name) < 1, f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -64,13 +76,28 @@ GAN_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"iterations": 30, "channels": 16, "d_batch_size": 16, "g_batch_size": 32, "ema_beta": 0.9},
     # demo (16 px, ~18 s CPU per cell): 400 iterations at 16 ch need lr 2e-3 (at 2e-4 G still drew colour noise) and
     # R1 weight 1 (smoother faces than 10 at the same cost); batches 16/16. See docs/demo-profile.md.
-    "demo": {"iterations": 400, "channels": 16, "d_batch_size": 16, "g_batch_size": 16, "lr": 2e-3, "ema_beta": 0.99,
-             "residual_factor": 1.0, "lambda_r1": 1.0},
+    "demo": {
+        "iterations": 400,
+        "channels": 16,
+        "d_batch_size": 16,
+        "g_batch_size": 16,
+        "lr": 2e-3,
+        "ema_beta": 0.99,
+        "residual_factor": 1.0,
+        "lambda_r1": 1.0,
+    },
     # Issue 18 measured a cut to 1,000 iterations with R1 every 16th step (with sdnrgan3/robustot/VQ cuts: the grid
     # in 57 min instead of 68): recall -0.08 and precision +0.04 on average over the 7 ratios, outside one seed's
     # noise, so it was reverted (docs/performance.md, "The budget cut").
-    "cpu": {"iterations": 1100, "channels": 32, "d_batch_size": 16, "g_batch_size": 32, "ema_beta": 0.995,
-            "residual_factor": 1.0, "r1_every": 4},
+    "cpu": {
+        "iterations": 1100,
+        "channels": 32,
+        "d_batch_size": 16,
+        "g_batch_size": 32,
+        "ema_beta": 0.995,
+        "residual_factor": 1.0,
+        "r1_every": 4,
+    },
     "paper": {},
 }
 

@@ -275,8 +275,12 @@ class LossLog:
         return {k: v[-1] for k, v in self.series.items() if v and v[-1] is not None}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"iterations": list(self.iterations), "series": {k: list(v) for k, v in self.series.items()},
-                "sums": dict(self._sums), "counts": dict(self._counts)}
+        return {
+            "iterations": list(self.iterations),
+            "series": {k: list(v) for k, v in self.series.items()},
+            "sums": dict(self._sums),
+            "counts": dict(self._counts),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.iterations = list(state["iterations"])
@@ -420,7 +424,9 @@ class AdversarialModel(GenerativeModel):
         history.update(self.fit_report(train_images, train_is_outlier))
         return FitResult(history=history, images_seen=data.drawn, **self.set_aside(train_images))
 
-    def _restore(self, saved: dict[str, Any], rng: torch.Generator, data: RealBatches, log: LossLog) -> tuple[int, float]:
+    def _restore(
+        self, saved: dict[str, Any], rng: torch.Generator, data: RealBatches, log: LossLog
+    ) -> tuple[int, float]:
         self.nets.load_state_dict(saved["nets"])
         for k, opt in self.optimizers.items():
             load_optimizer_state(opt, saved["optimizers"][k])
@@ -448,4 +454,3 @@ class AdversarialModel(GenerativeModel):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.nets.load_state_dict(state["nets"])
         self.nets.eval()
-

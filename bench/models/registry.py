@@ -88,7 +88,7 @@ def register_model(
     ``profiles`` maps every profile (``bench.config.PROFILE_NAMES``) to its overrides of the config's defaults (the
     paper's values), or to the name of another profile to inherit from, e.g. ``{"paper": {}, "cpu": {"epochs": 8},
     "smoke": {"epochs": 1}, "demo": "smoke"}``. A name taken by another model (a built-in's above all) is refused.
-    
+
     ``bf16=False`` keeps the model in fp32 when a run asks for bf16 (``run.precision``): for a model with nothing to
     train, or one whose bf16 results were measured outside one seed's noise of its fp32 results.
     """

@@ -70,8 +70,23 @@ class RobustOTConfig:
     sample_batch: int = 250
 
     def __post_init__(self) -> None:
-        fields.require_positive(self, ("latent_dim", "g_channels", "d_channels", "w_channels", "batch_size", "lr",
-                                       "n_critic", "rho", "weight_update_every", "epochs", "sample_batch", "gp_every"))
+        fields.require_positive(
+            self,
+            (
+                "latent_dim",
+                "g_channels",
+                "d_channels",
+                "w_channels",
+                "batch_size",
+                "lr",
+                "n_critic",
+                "rho",
+                "weight_update_every",
+                "epochs",
+                "sample_batch",
+                "gp_every",
+            ),
+        )
         fields.require_non_negative(self, ("lambda_gp", "budget_penalty", "weight_warmup", "iterations"))
         for name in ("beta1", "beta2"):
             fields.require(0 <= getattr(self, name) < 1, f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -85,17 +100,40 @@ class RobustOTConfig:
 # spread that a pure float-order change of the old code gives (NCHW instead of NHWC: FD 0.23 -> 1.29 at 0 %, 97 % ->
 # 50 % inliers at 30 %); docs/performance.md.
 ROBUSTOT_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"iterations": 30, "g_channels": 16, "d_channels": 16, "w_channels": 16, "batch_size": 16,
-              "weight_warmup": 5},
+    "smoke": {
+        "iterations": 30,
+        "g_channels": 16,
+        "d_channels": 16,
+        "w_channels": 16,
+        "batch_size": 16,
+        "weight_warmup": 5,
+    },
     # demo (16 px, ~20 s CPU per cell): lr 7e-4 with the official n_critic 5. At lr 2e-4 / n_critic 2 (as cpu) G drew
     # one face for 1,400+ iterations at 16 px; at 1e-3 a third of the 30 % samples were checkerboards. W starts at
     # half the run. See docs/demo-profile.md.
-    "demo": {"iterations": 600, "g_channels": 16, "d_channels": 16, "w_channels": 16, "batch_size": 16,
-             "lr": 7e-4, "n_critic": 5, "weight_warmup": 300},
+    "demo": {
+        "iterations": 600,
+        "g_channels": 16,
+        "d_channels": 16,
+        "w_channels": 16,
+        "batch_size": 16,
+        "lr": 7e-4,
+        "n_critic": 5,
+        "weight_warmup": 300,
+    },
     # Issue 18's measured cut to 2,160 iterations: recall -0.10 and FD +1.6 on average, outside one seed's noise;
     # reverted (docs/performance.md, "The budget cut").
-    "cpu": {"iterations": 2700, "g_channels": 16, "d_channels": 16, "w_channels": 16, "batch_size": 16,
-            "lr": 2e-4, "n_critic": 2, "weight_warmup": 1350, "gp_every": 4},
+    "cpu": {
+        "iterations": 2700,
+        "g_channels": 16,
+        "d_channels": 16,
+        "w_channels": 16,
+        "batch_size": 16,
+        "lr": 2e-4,
+        "n_critic": 2,
+        "weight_warmup": 1350,
+        "gp_every": 4,
+    },
     "paper": {},
 }
 
@@ -196,8 +234,11 @@ class RobustOT(gc.AdversarialModel):
 
     def build_nets(self) -> dict[str, nn.Module]:
         c, s = self.cfg, self.image_size
-        return {"g": DCGANGenerator(s, c.latent_dim, c.g_channels), "d": DCGANCritic(s, c.d_channels),
-                "w": WeightNet(s, c.w_channels)}
+        return {
+            "g": DCGANGenerator(s, c.latent_dim, c.g_channels),
+            "d": DCGANCritic(s, c.d_channels),
+            "w": WeightNet(s, c.w_channels),
+        }
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.cfg

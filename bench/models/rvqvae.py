@@ -103,7 +103,12 @@ def flag_outliers(prev_errors: torch.Tensor, eta: float) -> torch.Tensor:
 
 
 def rvq_loss(
-    x: torch.Tensor, x_rec: torch.Tensor, z_enc: torch.Tensor, z_vq: torch.Tensor, s: torch.Tensor, beta: float,
+    x: torch.Tensor,
+    x_rec: torch.Tensor,
+    z_enc: torch.Tensor,
+    z_vq: torch.Tensor,
+    s: torch.Tensor,
+    beta: float,
     variant: str,
 ) -> dict[str, torch.Tensor]:
     """Eq. 7 per image, averaged over the batch. ``s`` is per latent position (B x h x w x D or broadcastable)."""
@@ -117,8 +122,13 @@ def rvq_loss(
     if variant == "stable":  # the named fix: squared latent terms give a restoring force that grows with distance
         codebook, commitment = codebook.pow(2), commitment.pow(2)
     loss = (err + codebook + beta * commitment).mean()  # eq. 7, E over x
-    return {"loss": loss, "recon": err.mean(), "codebook": codebook.mean(), "commitment": commitment.mean(),
-            "errors": err.detach()}
+    return {
+        "loss": loss,
+        "recon": err.mean(),
+        "codebook": codebook.mean(),
+        "commitment": commitment.mean(),
+        "errors": err.detach(),
+    }
 
 
 @register_model(
@@ -167,7 +177,9 @@ class RVQVAE(VQModelBase):
     def losses(self, x: torch.Tensor, use_outlier_codebook: torch.Tensor) -> dict[str, torch.Tensor]:
         z_enc = self.encoder(x, self.precision)  # fp32 (bf16 convolutions inside in "bf16")
         q = self.quantise(z_enc, use_outlier_codebook)  # fp32 confidence matching, never under autocast
-        x_rec = self.decoder(straight_through(z_enc, q["z_vq"]), self.precision)  # x~ = D(z_enc + sg[z_vq - z_enc]), fp32
+        x_rec = self.decoder(
+            straight_through(z_enc, q["z_vq"]), self.precision
+        )  # x~ = D(z_enc + sg[z_vq - z_enc]), fp32
         out = rvq_loss(x, x_rec, z_enc, q["z_vq"], q["s"], self.cfg.beta, self.cfg.loss)
         out.update(q)
         out["z_enc"] = z_enc
@@ -211,9 +223,14 @@ class RVQVAE(VQModelBase):
             z_norm += out["z_enc"].detach().norm(dim=1).mean() * len(b)
         row: dict[str, Any] = dict(zip(("loss", "recon", "codebook", "commitment"), (sums / n).tolist()))
         stats_in, stats_out = usage_stats(counts_in), usage_stats(counts_out)
-        row.update(perplexity_in=stats_in["perplexity"], dead_codes_in=stats_in["dead_codes"],
-                   perplexity_out=stats_out["perplexity"], dead_codes_out=stats_out["dead_codes"],
-                   z_enc_norm=float(z_norm / n), codebook_in_std=float(codebook_std(self.codebook_in).mean()))
+        row.update(
+            perplexity_in=stats_in["perplexity"],
+            dead_codes_in=stats_in["dead_codes"],
+            perplexity_out=stats_out["perplexity"],
+            dead_codes_out=stats_out["dead_codes"],
+            z_enc_norm=float(z_norm / n),
+            codebook_in_std=float(codebook_std(self.codebook_in).mean()),
+        )
         # Reporting only: how this epoch's flagged set (chosen from Err(tau-1)) matches the true labels, and how well
         # this epoch's errors Err(tau) (the next epoch's flagging score) rank the true outliers.
         self.flagged = None if first_epoch else flagged_epoch.cpu()

@@ -63,8 +63,14 @@ SDNRGAN3_PROFILES["cpu"].update(channels=16, iterations=1900)
 SDNRGAN3_PROFILES["demo"].update(iterations=400, d_batch_size=8, g_batch_size=8)
 
 
-@register_model("sdnrgan3", config=SDNRGAN3Config, profiles=SDNRGAN3_PROFILES, title="SD-NR-GAN-III",
-                paper_name="NR-GAN", paper_rank=4)
+@register_model(
+    "sdnrgan3",
+    config=SDNRGAN3Config,
+    profiles=SDNRGAN3_PROFILES,
+    title="SD-NR-GAN-III",
+    paper_name="NR-GAN",
+    paper_rank=4,
+)
 class SDNRGAN3(GAN):
     """SD-NR-GAN-III: clean generator + signal-dependent noise generator with color-inversion constraint."""
 

@@ -59,26 +59,64 @@ class VQCommonConfig:
     sample_batch_size: int = 500
 
     def __post_init__(self) -> None:
-        fields.require_positive(self, ("epochs", "batch_size", "lr", "code_dim", "hidden", "residual_hidden", "prior_dim",
-                                       "prior_head_hidden", "prior_batch_size", "prior_lr", "sample_batch_size"))
+        fields.require_positive(
+            self,
+            (
+                "epochs",
+                "batch_size",
+                "lr",
+                "code_dim",
+                "hidden",
+                "residual_hidden",
+                "prior_dim",
+                "prior_head_hidden",
+                "prior_batch_size",
+                "prior_lr",
+                "sample_batch_size",
+            ),
+        )
         fields.require_non_negative(self, ("beta", "prior_layers", "prior_epochs"))  # prior_epochs 0: no prior
 
 
 # Per-profile settings shared by VQ-VAE and RVQ-VAE (the config dataclasses' defaults are the paper's values).
 VQ_PROFILES = {
-    "smoke": {"epochs": 2, "batch_size": 32, "prior_epochs": 2, "prior_layers": 0, "prior_head_hidden": 64,
-              "prior_dim": 32},
+    "smoke": {
+        "epochs": 2,
+        "batch_size": 32,
+        "prior_epochs": 2,
+        "prior_layers": 0,
+        "prior_head_hidden": 64,
+        "prior_dim": 32,
+    },
     # 16 px, 600-857 synthetic images: hidden 64 (not 128) and lr 1e-3 for 8 AE epochs; the 4x4 grid's one-layer prior
     # at dim 16 for 40 epochs of batch 64 (~380 steps). A first try (hidden 128, lr 3e-4, 10 prior epochs of batch 128)
     # drew blurry faces and few masks. ~11-14 s CPU per cell on 1 thread; docs/demo-profile.md.
-    "demo": {"epochs": 8, "batch_size": 32, "lr": 1e-3, "hidden": 64, "prior_epochs": 40, "prior_layers": 0,
-             "prior_dim": 16, "prior_head_hidden": 64, "prior_lr": 1e-3, "prior_batch_size": 64},
+    "demo": {
+        "epochs": 8,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "hidden": 64,
+        "prior_epochs": 40,
+        "prior_layers": 0,
+        "prior_dim": 16,
+        "prior_head_hidden": 64,
+        "prior_lr": 1e-3,
+        "prior_batch_size": 64,
+    },
     # 32 px, 3-4.3k images: 8 AE epochs at batch 32, a 5-layer (full receptive field at 8x8) dim-32 prior for 10
     # epochs. Measured: 5-7 min per cell (1 thread, prior and 3,000 samples included; docs/results-standin/).
     # Issue 18 measured 7 AE / 8 prior epochs: within one seed's noise on every metric, but alone it saves ~3 min of
     # the grid, not enough to change the profile that every calibrated result was made with (docs/performance.md).
-    "cpu": {"epochs": 8, "batch_size": 32, "prior_epochs": 10, "prior_layers": 0, "prior_dim": 32,
-            "prior_head_hidden": 128, "prior_lr": 1e-3, "prior_batch_size": 64},
+    "cpu": {
+        "epochs": 8,
+        "batch_size": 32,
+        "prior_epochs": 10,
+        "prior_layers": 0,
+        "prior_dim": 32,
+        "prior_head_hidden": 128,
+        "prior_lr": 1e-3,
+        "prior_batch_size": 64,
+    },
     "paper": {},
 }
 
@@ -189,7 +227,9 @@ def usage_stats(counts: torch.Tensor) -> dict[str, float]:
     return {"perplexity": float(entropy.exp()), "dead_codes": int((counts == 0).sum())}
 
 
-def reset_dead_codes(codebook: nn.Parameter, counts: torch.Tensor, recent_latents: torch.Tensor, gen: torch.Generator) -> int:
+def reset_dead_codes(
+    codebook: nn.Parameter, counts: torch.Tensor, recent_latents: torch.Tensor, gen: torch.Generator
+) -> int:
     """Optional collapse remedy (off in the paper profile): move unused codes onto random recent encoder outputs."""
     dead = (counts == 0).nonzero().flatten()
     if dead.numel() == 0 or recent_latents.numel() == 0:
@@ -212,7 +252,9 @@ class ImageSource:
     in ``memory_format`` (channels_last by default, the encoder's: indexing a batch keeps it)."""
 
     def __init__(
-        self, images: torch.Tensor, device: str | torch.device = "cpu",
+        self,
+        images: torch.Tensor,
+        device: str | torch.device = "cpu",
         memory_format: torch.memory_format = torch.channels_last,
     ):
         self.uint8 = images.to(device)

@@ -88,8 +88,14 @@ class VQVAE(VQModelBase):
         codebook = F.mse_loss(z_vq, z_enc.detach())  # eq. 2, ||sg[z_enc] - z_vq||^2
         commitment = F.mse_loss(z_enc, z_vq.detach())  # eq. 2, ||z_enc - sg[z_vq]||^2
         loss = recon + codebook + self.cfg.beta * commitment  # eq. 2
-        return {"loss": loss, "recon": recon, "codebook": codebook, "commitment": commitment, "indices": k,
-                "z_enc": z_enc}
+        return {
+            "loss": loss,
+            "recon": recon,
+            "codebook": codebook,
+            "commitment": commitment,
+            "indices": k,
+            "z_enc": z_enc,
+        }
 
     def _train_epoch(self, data: ImageSource, epoch: int, seed: int, labels: torch.Tensor) -> dict[str, Any]:
         dev = self.device  # running statistics stay on the model's device: no host sync per step

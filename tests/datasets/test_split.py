@@ -10,9 +10,7 @@ from tests.conftest import data_config
 
 
 def small_data(size=16) -> DataConfig:
-    return data_config(
-        size, facemask=(60, 20, 10, 20), roomcrop=(60, 20, 10, 20, 140)
-    )
+    return data_config(size, facemask=(60, 20, 10, 20), roomcrop=(60, 20, 10, 20, 140))
 
 
 @pytest.mark.parametrize("ratio", [0, 5, 10, 15, 20, 25, 30])

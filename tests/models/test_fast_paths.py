@@ -133,8 +133,15 @@ def test_robustot_step_equals_the_plain_step():
     from bench.models import registry
 
     images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    overrides = {"weight_warmup": 1, "weight_update_every": 2, "n_critic": 2, "g_channels": 8, "d_channels": 8,
-                 "w_channels": 8, "batch_size": 8}
+    overrides = {
+        "weight_warmup": 1,
+        "weight_update_every": 2,
+        "n_critic": 2,
+        "g_channels": 8,
+        "d_channels": 8,
+        "w_channels": 8,
+        "batch_size": 8,
+    }
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:

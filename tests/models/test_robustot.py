@@ -25,8 +25,15 @@ from tests.models.test_gan_common import (
 )
 
 NAME = "robustot"
-TINY = {"g_channels": 4, "d_channels": 4, "w_channels": 4, "batch_size": 8, "weight_warmup": 0,
-        "weight_update_every": 1, "n_critic": 2}
+TINY = {
+    "g_channels": 4,
+    "d_channels": 4,
+    "w_channels": 4,
+    "batch_size": 8,
+    "weight_warmup": 0,
+    "weight_update_every": 1,
+    "n_critic": 2,
+}
 
 
 def test_registered_with_official_wgan_settings():

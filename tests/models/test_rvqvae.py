@@ -12,7 +12,13 @@ from tests.models.test_vqvae import _images, _resume_matches_uninterrupted, _tin
 
 def test_paper_defaults():
     cfg = registry.get("rvqvae").make_config("paper")
-    assert (cfg.inlier_codebook_size, cfg.outlier_codebook_size, cfg.eta, cfg.beta, cfg.code_dim) == (512, 256, 0.2, 0.25, 64)
+    assert (cfg.inlier_codebook_size, cfg.outlier_codebook_size, cfg.eta, cfg.beta, cfg.code_dim) == (
+        512,
+        256,
+        0.2,
+        0.25,
+        64,
+    )
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.selection) == (400, 10, 3e-4, "batch")
     with pytest.raises(BenchError, match="loss must be one of"):  # a one-line user error, not a traceback
         registry.get("rvqvae").make_config("paper", {"loss": "other"})
@@ -67,13 +73,19 @@ def test_eq7_gradients_reach_only_what_stop_gradients_allow(variant):
     model = _tiny("rvqvae", loss=variant)
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     out = model.losses(x, torch.tensor([False, True, False, True]))
-    groups = {"enc": list(model.encoder.parameters()), "dec": list(model.decoder.parameters()),
-              "c_in": [model.codebook_in], "c_out": [model.codebook_out]}
+    groups = {
+        "enc": list(model.encoder.parameters()),
+        "dec": list(model.decoder.parameters()),
+        "c_in": [model.codebook_in],
+        "c_out": [model.codebook_out],
+    }
     flat = [p for ps in groups.values() for p in ps]
 
     def reached(term):
         grads = iter(torch.autograd.grad(out[term], flat, retain_graph=True, allow_unused=True))
-        return {k: any(g is not None and g.abs().sum() > 0 for g in [next(grads) for _ in ps]) for k, ps in groups.items()}
+        return {
+            k: any(g is not None and g.abs().sum() > 0 for g in [next(grads) for _ in ps]) for k, ps in groups.items()
+        }
 
     assert reached("recon") == {"enc": True, "dec": True, "c_in": False, "c_out": False}
     assert reached("codebook") == {"enc": False, "dec": False, "c_in": True, "c_out": True}

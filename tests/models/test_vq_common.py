@@ -10,7 +10,11 @@ def test_encoder_decoder_shapes_follow_the_paper():
         assert z.shape == (2, 64, size // 4, size // 4)
         assert dec(z).shape == (2, 3, size, size)
     convs = [m for m in enc.net if isinstance(m, torch.nn.Conv2d)]
-    assert [(c.kernel_size[0], c.out_channels, c.stride[0]) for c in convs[:3]] == [(4, 64, 2), (4, 128, 2), (3, 128, 1)]
+    assert [(c.kernel_size[0], c.out_channels, c.stride[0]) for c in convs[:3]] == [
+        (4, 64, 2),
+        (4, 128, 2),
+        (3, 128, 1),
+    ]
 
 
 def test_residual_block_keeps_its_input_intact():

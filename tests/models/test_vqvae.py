@@ -14,8 +14,17 @@ def _images(n=48, size=16, seed=0):
 
 
 def _tiny(name="vqvae", **over):
-    settings = {"epochs": 2, "batch_size": 16, "prior_epochs": 1, "prior_layers": 0, "prior_dim": 16,
-                "prior_head_hidden": 16, "hidden": 32, "residual_hidden": 8, "sample_batch_size": 8}
+    settings = {
+        "epochs": 2,
+        "batch_size": 16,
+        "prior_epochs": 1,
+        "prior_layers": 0,
+        "prior_dim": 16,
+        "prior_head_hidden": 16,
+        "hidden": 32,
+        "residual_hidden": 8,
+        "sample_batch_size": 8,
+    }
     if name == "vqvae":
         settings["codebook_size"] = 32
     else:
@@ -28,7 +37,13 @@ def test_profiles_registered_with_paper_defaults():
     spec = registry.get("vqvae")
     paper = spec.make_config("paper")
     assert (paper.epochs, paper.batch_size, paper.lr, paper.codebook_size, paper.code_dim, paper.beta) == (
-        400, 10, 3e-4, 512, 64, 0.25)
+        400,
+        10,
+        3e-4,
+        512,
+        64,
+        0.25,
+    )
     assert paper.codebook_remedy == "none"
     for profile in ("smoke", "cpu"):
         spec.make_config(profile)
@@ -41,8 +56,9 @@ def test_eq2_gradients_reach_only_allowed_parameters():
     params = {"enc": list(model.encoder.parameters()), "dec": list(model.decoder.parameters()), "cb": [model.codebook]}
 
     def grads(term):
-        g = torch.autograd.grad(out[term], [p for ps in params.values() for p in ps], retain_graph=True,
-                                allow_unused=True)
+        g = torch.autograd.grad(
+            out[term], [p for ps in params.values() for p in ps], retain_graph=True, allow_unused=True
+        )
         it = iter(g)
         return {k: any(x is not None and x.abs().sum() > 0 for x in [next(it) for _ in ps]) for k, ps in params.items()}
 

@@ -33,9 +33,18 @@ def _settings(*counts):
     return CorruptedSettings(*counts, corruption="stripes")
 
 
-@register_dataset("stripedrooms", title="Striped rooms (plug-in)", settings=CorruptedSettings,
-                  inlier_name="rooms", outlier_name="rooms with stripes",
-                  profiles={"smoke": _settings(120, 60, 40, 60, 300), "demo": "smoke",
-                            "cpu": _settings(1200, 400, 250, 600, 2500), "paper": "cpu"})
+@register_dataset(
+    "stripedrooms",
+    title="Striped rooms (plug-in)",
+    settings=CorruptedSettings,
+    inlier_name="rooms",
+    outlier_name="rooms with stripes",
+    profiles={
+        "smoke": _settings(120, 60, 40, 60, 300),
+        "demo": "smoke",
+        "cpu": _settings(1200, 400, 250, 600, 2500),
+        "paper": "cpu",
+    },
+)
 class StripedRooms(CorruptedDataset):
     """Any image folder (synthetic rooms without one); its outlier half carries diagonal stripes."""
