@@ -956,9 +956,14 @@ def load_context(out: Path, echo: Callable[[str], None] = lambda line: None) -> 
         )
         raise BenchError(f"no finished cells in {out}{left_out}: run 'bench run --out {out}' first (or pass another "
                          f"--out)")  # fmt: skip
-    for line in loaded.notes:
+    unknown = sorted({r.model for r in loaded.records if r.kind != "external" and r.model not in registry.names()})
+    notes = list(loaded.notes)
+    if unknown:  # plug-in models: without their plug-in the report can only name them, not title them
+        notes.append(f"note: model(s) {', '.join(unknown)} are not registered here: pass their plug-in with --plugin "
+                     f"to show their titles")  # fmt: skip
+    for line in notes:
         echo(line)
-    return build_context(store, loaded.records, loaded.from_cells, loaded.notes)
+    return build_context(store, loaded.records, loaded.from_cells, notes)
 
 
 def _remove_stale(folder: Path, tables: set[str], grids: set[str] | None) -> None:

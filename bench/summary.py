@@ -22,8 +22,8 @@ NEXT_STEPS = {
                            "--data-root facemask=../shared/data/facemask-synth --jobs 2 --set run.threads=1 (about "
                            "an hour on 2 cores).",
     ("demo", "folder"): "These are tiny 16 px models on a small sample of this data: the point is the trend, not the "
-                        "values. Next: the cpu profile on the same data (the same --data-root with --profile cpu), "
-                        "with --seeds 0,1,2 for intervals.",
+                        "values. Next: the cpu profile on the same data (the same --data-root with --profile cpu; "
+                        "'bench datasets' lists the images it needs), with --seeds 0,1,2 for intervals.",
     ("cpu", "synthetic"): "cpu profile on the embedded synthetic data (NOT a real dataset): budget models at 32 px, "
                           "nothing to compare with the paper. Next: a stand-in or your own folder with --data-root "
                           "NAME=PATH.",

@@ -58,6 +58,8 @@ def test_file_plugin_runs_in_workers_then_eval_and_report(tmp_path):
     e = bench("eval", "--cell", cell, "--plugin", MODEL_FILE)  # the same file (its sha256 is checked)
     assert e.returncode == 0, e.stderr
     assert json.loads(e.stdout)["model"] == "pcagauss"
+    rep = bench("report", "--out", out)  # without the plug-in: its cells are reported by name, and the note says why
+    assert rep.returncode == 0 and "pcagauss are not registered here" in rep.stderr, rep.stderr
     rep = bench("report", "--out", out, "--plugin", MODEL_FILE)
     assert rep.returncode == 0, rep.stderr
     t1 = pd.read_csv(out / "report" / "table1.csv", dtype=str, keep_default_na=False)
