@@ -15,7 +15,6 @@ Every function validates its input like the command line does: a bad input is on
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import zipfile
 from collections.abc import Iterable
@@ -59,7 +58,7 @@ from bench.plugin import (
 from bench.progress import LineProgress
 from bench.record import Cell, CellRecord
 from bench.scoring import Score, score_samples
-from bench.store import ResultsStore, frame
+from bench.store import JsonUnreadable, ResultsStore, frame, read_json
 
 __all__ = [
     # run, score, read
@@ -411,14 +410,10 @@ def _check_model_plugin(model: str, config: dict, folder: Path) -> None:
 
 def _read_json(path: Path, fix: str) -> dict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"{path} is missing: {fix}") from None
-    except (OSError, ValueError):
-        raise BenchError(f"{path} is damaged (not readable JSON): {fix}") from None
-    if not isinstance(data, dict):
-        raise BenchError(f"{path} is damaged (not a JSON object): {fix}")
-    return data
+        return read_json(path)
+    except JsonUnreadable as e:
+        why = "missing" if str(e) == "missing" else f"damaged ({e})"
+        raise BenchError(f"{path} is {why}: {fix}") from None
 
 
 def _stored_samples(path: Path, size: int) -> torch.Tensor:

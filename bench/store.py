@@ -193,8 +193,8 @@ class ResultsStore:
         if not done.exists():
             return None
         try:
-            record = CellRecord.from_row(_json(done).get("row"))
-        except (RecordError, _Unreadable) as e:
+            record = CellRecord.from_row(read_json(done).get("row"))
+        except (RecordError, JsonUnreadable) as e:
             return CellProblem(folder, f"done.json: {e}")
         expected = self.cell_folder(record.cell, record.config_digest)
         if expected.resolve() != folder.resolve():
@@ -203,15 +203,15 @@ class ResultsStore:
         if record.config_digest == LEGACY_DIGEST:
             return record
         try:
-            metrics_row = CellRecord.from_row(_json(folder / "metrics.json").get("row"))
-        except (RecordError, _Unreadable) as e:
+            metrics_row = CellRecord.from_row(read_json(folder / "metrics.json").get("row"))
+        except (RecordError, JsonUnreadable) as e:
             return CellProblem(folder, f"metrics.json: {e}")
         if metrics_row != record:
             differ = [k for k, v in record.to_row().items() if metrics_row.to_row().get(k) != v]
             return CellProblem(folder, f"done.json and metrics.json disagree on {', '.join(differ[:3])} (edited?)")
         try:
-            config_digest = _json(folder / "config.json").get("config_digest")
-        except _Unreadable as e:
+            config_digest = read_json(folder / "config.json").get("config_digest")
+        except JsonUnreadable as e:
             return CellProblem(folder, f"config.json: {e}")
         if config_digest != record.config_digest:
             return CellProblem(folder, "config.json and done.json name different config digests")
@@ -220,8 +220,8 @@ class ResultsStore:
     def read_config(self, record: CellRecord) -> dict[str, Any]:
         """A finished cell's config.json (provenance, split, settings); {} when unreadable."""
         try:
-            return _json(self.cell_folder(record.cell, record.config_digest) / "config.json")
-        except _Unreadable:
+            return read_json(self.cell_folder(record.cell, record.config_digest) / "config.json")
+        except JsonUnreadable:
             return {}
 
     def finished(self, folder: Path) -> CellRecord | None:
@@ -454,19 +454,20 @@ class ResultsStore:
         return Path(folder) / "claim.json"
 
 
-class _Unreadable(Exception):
-    pass
+class JsonUnreadable(Exception):
+    """A record file that is missing, not JSON, or not a JSON object (the message says which)."""
 
 
-def _json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A cell's JSON record file as a dict, or JsonUnreadable("missing" / "not readable JSON" / "not a JSON object")."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise _Unreadable("missing") from None
+        raise JsonUnreadable("missing") from None
     except (OSError, ValueError):
-        raise _Unreadable("not readable JSON") from None
+        raise JsonUnreadable("not readable JSON") from None
     if not isinstance(data, dict):
-        raise _Unreadable("not a JSON object")
+        raise JsonUnreadable("not a JSON object")
     return data
 
 
