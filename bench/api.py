@@ -270,6 +270,8 @@ def score(
                               **scored.to_dict()}  # fmt: skip
     if ratio is not None:
         result["classifier_f1"] = evaluator.f1_table([ratio])[0]["f1"]
+    result["classifier_validity"] = evaluator.validity.summary()
+    result["classifier_valid"] = evaluator.validity.passed
     result["score_s"] = round(time.perf_counter() - t0, 3)
     result["prepare_s"] = round(prepared_s, 3)
     result["notes"] = sample_set.notes + ([skipped_line(split)] if skipped_line(split) else [])

@@ -332,6 +332,7 @@ def score(samples, dataset, data_roots, seed, ratio, out, append_to, model_name,
     if result.get("fid") is None:
         click.echo("  (fid is empty: no local InceptionV3 weights; fd_classifier is a Frechet distance in the "
                    "classifier's features, not FID)")  # fmt: skip
+    click.echo(f"  {result['classifier_validity']}")
     if "cell" in result:
         click.echo(f"appended as an external cell: {result['cell']}")
 

@@ -29,6 +29,7 @@ from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 
+from bench import validity
 from bench.classifiers.features import classifier_space, extract_features, inception_space, reference_features
 from bench.classifiers.inlier_cnn import (
     InlierCNN,
@@ -41,6 +42,7 @@ from bench.classifiers.outlier_scores import TABLE5_RATIOS, f1_table, pct_inlier
 from bench.config import EvalConfig
 from bench.errors import BenchError
 from bench.progress import Progress, null_progress
+from bench.validity import Validity
 
 RESULT_KEYS = ("pct_inliers", "fid", "fid_kind", "fd_classifier", "kid", "kid_std", "precision", "recall")
 PRC_NEIGHBORHOOD = 3  # torch-fidelity's default k for the k-NN balls
@@ -152,6 +154,21 @@ class Evaluator:
     def called_outlier_pct(self, images) -> float:
         return 100.0 * float(is_outlier_prediction(predict_outlier_prob(self.classifier, images)).float().mean())
 
+    def _prc_features(
+        self, samples: torch.Tensor, gen_clf: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(generated, reference) features of the space FID, KID and precision / recall are computed in: InceptionV3
+        with local weights, else the classifier's penultimate layer."""
+        if self._inception is None:
+            gen = extract_features(self._classifier_space, samples) if gen_clf is None else gen_clf
+            return gen, self._reference_classifier_features
+        space, ref_feats = self._inception
+        return extract_features(space, samples), ref_feats
+
+    def recall(self, images) -> float | None:
+        """Recall (k-NN coverage of the reference inliers, as in :meth:`score`) of one image set."""
+        return precision_recall(*self._prc_features(as_uint8_images(images, "images")))[1]
+
     def score(self, samples_uint8) -> Metrics:
         """Every metric of one sample set."""
         samples = as_uint8_images(samples_uint8, "generated samples")
@@ -161,13 +178,10 @@ class Evaluator:
             )
         gen_clf = extract_features(self._classifier_space, samples)
         ref_clf = self._reference_classifier_features
-        if self._inception is None:
-            fid, fid_kind = None, "none"
-            gen_feats, ref_feats = gen_clf, ref_clf
-        else:
-            space, ref_feats = self._inception
-            gen_feats = extract_features(space, samples)
-            fid, fid_kind = frechet_distance(gen_feats, ref_feats), "inception"
+        gen_feats, ref_feats = self._prc_features(samples, gen_clf)
+        fid, fid_kind = (
+            (None, "none") if self._inception is None else (frechet_distance(gen_feats, ref_feats), "inception")
+        )
         kid_mean, kid_std = kid(gen_feats, ref_feats, self.cfg, self.seed)
         precision, recall = precision_recall(gen_feats, ref_feats)
         return Metrics(
@@ -175,6 +189,12 @@ class Evaluator:
             fd_classifier=_finite_or_none(frechet_distance(gen_clf, ref_clf)), kid=kid_mean, kid_std=kid_std,
             precision=precision, recall=recall, n=len(samples),
         )  # fmt: skip
+
+    @cached_property
+    def validity(self) -> Validity:
+        """The classifier's validity check on its held-out real inliers and outliers (``bench/validity.py``)."""
+        h = self.heldout
+        return validity.check(self.pct_inliers, h.clf_test_inliers, h.clf_test_outliers, self.seed)
 
     def f1_table(self, ratios=TABLE5_RATIOS) -> list[dict]:
         """Paper Table 5 for this classifier: F1 with inliers positive at each test outlier ratio (%)."""

@@ -6,6 +6,11 @@ training images it scores as most outlying, and trains the model on the rest. Th
 settings (its own config digest and variant, e.g. "GAN (filter=pca:0.3)"). The outlier labels are used only to
 report how well the dropped set matches them (precision, recall, AUC, the outlier share left). Detector scores are
 cached per (split, detector settings, seed), so every model behind the same filter reuses them.
+
+``--filter outliers-only`` is the capacity control, not a filter: the model trains on the split's training outliers
+alone (it reads the labels by design, as the oracle reference does). Its samples should be called outliers; a model
+whose control samples are called inliers cannot draw the contamination, so its robustness index says little. It is
+planned for ratios above 0 and is never applied to reference generators.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from bench.detectors import flag_metrics, top_fraction
 from bench.errors import BenchError
 from bench.progress import Progress, null_progress
 
+CAPACITY_CONTROL = "outliers-only"
+
 
 @dataclass(frozen=True)
 class FilterSpec:
@@ -33,7 +40,13 @@ class FilterSpec:
     overrides: dict[str, Any]  # what the user changed (for the label)
 
     @property
+    def capacity_control(self) -> bool:
+        return self.detector == CAPACITY_CONTROL
+
+    @property
     def label(self) -> str:
+        if self.capacity_control:
+            return CAPACITY_CONTROL
         extra = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
         return f"{self.detector}:{self.fraction:g}" + (f":{extra}" if extra else "")
 
@@ -57,8 +70,12 @@ def parse(text: str) -> FilterSpec | None:
     text = text.strip()
     if text in ("", "none"):
         return None
+    if text == CAPACITY_CONTROL:
+        return FilterSpec(CAPACITY_CONTROL, 1.0, {}, {})
     parts = text.split(":", 2)
-    usage = "use DETECTOR:FRACTION[:key=value,...], e.g. --filter pca:0.3"
+    usage = (
+        f"use DETECTOR:FRACTION[:key=value,...], e.g. --filter pca:0.3, or {CAPACITY_CONTROL} (the capacity control)"
+    )
     if len(parts) < 2:
         raise BenchError(f"bad --filter '{text}': {usage} (detectors: {', '.join(detectors.names())})")
     name, frac_text = parts[0].strip(), parts[1].strip()
@@ -116,6 +133,11 @@ def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path
     images, labels = split.train_images, split.train_is_outlier.bool()
     if spec is None:
         return TrainingSet(images, labels, {})
+    if spec.capacity_control:
+        if not labels.any():
+            raise BenchError(f"--filter {CAPACITY_CONTROL} needs training outliers: the split at r = {split.ratio:g} % "
+                             f"has none (run the control at a ratio above 0)")  # fmt: skip
+        return TrainingSet(images[labels], labels[labels], {"filter": spec.label, "n_train_kept": int(labels.sum())})
     scores = _scores(spec, images, split.split_hash, seed, cache_dir, progress)
     dropped = top_fraction(scores, spec.fraction)
     keep = ~dropped

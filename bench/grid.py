@@ -117,6 +117,8 @@ def plan(spec: GridSpec) -> list[PlannedCell]:
                     for m in spec.models:
                         if filt is not None and registry.get(m).kind == "reference":
                             continue  # a filter in front of a replay generator is not a method
+                        if filt is not None and filt.capacity_control and r == 0:
+                            continue  # no training outliers to train the control on
                         cell = Cell(ds, m, float(r), int(s))
                         ident = identity.identify(spec.profile, ds, m, r, s, sources[ds],
                                                   None if filt is None else filt.to_dict())  # fmt: skip
@@ -172,6 +174,8 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
             evaluator = evaluator_for(spec.profile, split, c.seed, spec.store, progress)
             evaluator.warm()
             write_f1_table(spec.store, spec.profile, split, evaluator, p.job.identity.protocol_digest)
+            write_validity_table(spec.store, spec.profile, split, evaluator, p.job.identity.protocol_digest)
+            note(progress, f"{c.dataset} seed {c.seed}: {evaluator.validity.summary()}")
         for filt in {p.job.filter["label"]: p.job.filter for p in todo if p.job.filter and p.cell.dataset == c.dataset
                      and p.cell.ratio == c.ratio and p.cell.seed == c.seed}.values():  # fmt: skip
             filtering.training_set(split, filtering.FilterSpec.from_dict(filt), c.seed, spec.store.cache_dir, progress)
@@ -179,13 +183,24 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
 
 
 def write_f1_table(store: ResultsStore, profile: Profile, split: Any, evaluator: Any, protocol: str = "") -> None:
-    """Table 5 for this dataset, seed and held-out protocol (the same for every ratio, so once per pair). Each row
-    carries the cells' protocol digest (``protocol``, bench/identity.py) so the report never averages the F1 of
-    different data or classifiers; the file (one per held-out split) keeps the rows of other protocols that share
-    its held-out images, and rows written before protocol digests are replaced."""
+    """Table 5 for this dataset, seed and held-out protocol (the same for every ratio, so once per pair)."""
+    _write_heldout_rows(store, store.f1_table(split), evaluator.f1_table(), profile, split, protocol, ("ratio", "f1"))
+
+
+def write_validity_table(store: ResultsStore, profile: Profile, split: Any, evaluator: Any, protocol: str = "") -> None:
+    """The classifier's validity check (``bench/validity.py``) for this dataset, seed and held-out protocol."""
+    _write_heldout_rows(store, store.validity_table(split), evaluator.validity.to_records(), profile, split, protocol,
+                        ("degradation", "passed"))  # fmt: skip
+
+
+def _write_heldout_rows(store: ResultsStore, path: Path, records: list[dict], profile: Profile, split: Any,
+                        protocol: str, needed: tuple[str, ...]) -> None:  # fmt: skip
+    """Rows of one held-out protocol into its file. Each row carries the cells' protocol digest (``protocol``,
+    bench/identity.py) so the report never averages the rows of different data or classifiers; the file (one per
+    held-out split) keeps the rows of other protocols that share its held-out images, and rows written before
+    protocol digests are replaced."""
     import pandas as pd
 
-    path = store.f1_table(split)
     keep = None
     if path.exists():
         try:
@@ -193,7 +208,7 @@ def write_f1_table(store: ResultsStore, profile: Profile, split: Any, evaluator:
             current = pd.read_csv(path, dtype={"protocol": str}, **exact)
         except (OSError, ValueError, pd.errors.ParserError):
             current = None  # damaged: written again below
-        if current is not None and {"ratio", "f1"} <= set(current.columns):
+        if current is not None and set(needed) <= set(current.columns):
             if "protocol" not in current.columns:
                 if not protocol:
                     return  # neither knows its protocol: as before
@@ -201,8 +216,7 @@ def write_f1_table(store: ResultsStore, profile: Profile, split: Any, evaluator:
                 return
             else:
                 keep = current
-    rows = pd.DataFrame(evaluator.f1_table()).assign(dataset=split.dataset, seed=split.seed, profile=profile.name,
-                                                     protocol=protocol)  # fmt: skip
+    rows = pd.DataFrame(records).assign(dataset=split.dataset, seed=split.seed, profile=profile.name, protocol=protocol)
     store.write_table(path, rows if keep is None else pd.concat([keep, rows], ignore_index=True))
 
 

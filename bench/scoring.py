@@ -37,7 +37,14 @@ class Score:
     kid: float | None = None
     precision: float | None = None
     recall: float | None = None
+    # recall / the oracle's recall on the same split, seed and sample count: the share of the inlier variety the
+    # samples cover, next to the index (a collapsed or blurred generator can raise % inliers, not this)
+    coverage: float | None = None
+    recall_replay_inliers: float | None = None  # the oracle's recall (replay-inliers)
     sharpness: float | None = None  # mean squared Laplacian response (high-frequency energy; blur lowers it)
+    # % of held-out real outliers that the classifier calls inliers once encoded and decoded along the path the model
+    # samples from: a model that cannot draw the contamination (its decoder loses it) is not robust for that reason
+    outlier_recon_pct_inliers: float | None = None
     kid_std: float | None = field(default=None, metadata=NOT_A_COLUMN)
     n: int | None = field(default=None, metadata=NOT_A_COLUMN)  # samples scored
     outlier_recon_called_outlier_pct: float | None = field(default=None, metadata=NOT_A_COLUMN)
@@ -52,12 +59,38 @@ class Score:
         return [f.name for f in dataclasses.fields(cls) if f.metadata.get("column", True)]
 
 
-def anchors(evaluator: Any, train_images: torch.Tensor, train_is_outlier: torch.Tensor, n: int,
-            seed: int) -> tuple[float, float]:  # fmt: skip
-    """% inliers of the two reference generators (replay, replay-inliers) on this split, seed and sample count."""
-    inliers = train_images[~train_is_outlier.bool()]
-    return (evaluator.pct_inliers(robustness.replay_samples(train_images, n, seed)),
-            evaluator.pct_inliers(robustness.replay_samples(inliers, n, seed)))  # fmt: skip
+@dataclass(frozen=True)
+class Anchors:
+    """The two reference generators on one split, seed and sample count (``bench/robustness.py``)."""
+
+    pct_replay: float  # % inliers of replaying the training set
+    pct_replay_inliers: float  # % inliers of replaying its inliers (the oracle)
+    recall_replay_inliers: float | None  # the oracle's recall: the coverage a perfect generator of the inliers has
+
+
+def anchors(evaluator: Any, train_images: torch.Tensor, train_is_outlier: torch.Tensor, n: int, seed: int) -> Anchors:
+    """The reference generators (replay, replay-inliers) on this split, seed and sample count."""
+    oracle = robustness.replay_samples(train_images[~train_is_outlier.bool()], n, seed)
+    return Anchors(evaluator.pct_inliers(robustness.replay_samples(train_images, n, seed)),
+                   evaluator.pct_inliers(oracle), evaluator.recall(oracle))  # fmt: skip
+
+
+def coverage(recall: float | None, oracle_recall: float | None) -> float | None:
+    """``recall`` as a share of the oracle's (None when either is unknown or the oracle covers nothing)."""
+    if recall is None or not oracle_recall:
+        return None
+    return recall / oracle_recall
+
+
+def outlier_reconstruction(evaluator: Any, model: Any, split: Any) -> float | None:
+    """% of the held-out real outliers the classifier calls inliers after the model encodes and decodes them along its
+    generation path (``GenerativeModel.reconstruction``); None for a model without an encoder."""
+    outliers = split.clf_test_outliers
+    if model is None or len(outliers) == 0:
+        return None
+    with torch.inference_mode():
+        recon = model.reconstruction(outliers)
+    return None if recon is None else evaluator.pct_inliers(recon)
 
 
 def refusal(evaluator: Any, model: Any, split: Any) -> tuple[float | None, float | None]:
@@ -88,22 +121,23 @@ def score_samples(evaluator: Any, split: Any, samples: torch.Tensor, seed: int, 
     generators and the robustness index (they need the split's training set at the cell's ratio); ``model``: also
     the refusal of its inlier-only path, when it has one."""
     metrics = evaluator.score(samples)
-    pct_replay = pct_oracle = None
-    if with_anchors:
-        pct_replay, pct_oracle = anchors(evaluator, split.train_images, split.train_is_outlier, metrics.n, seed)
+    a = anchors(evaluator, split.train_images, split.train_is_outlier, metrics.n, seed) if with_anchors else None
     recon_pct, orig_pct = refusal(evaluator, model, split)
     return Score(
         pct_inliers=metrics.pct_inliers,
-        robustness=robustness.robustness_index(metrics.pct_inliers, pct_replay, pct_oracle),
-        pct_replay=pct_replay,
-        pct_replay_inliers=pct_oracle,
+        robustness=a and robustness.robustness_index(metrics.pct_inliers, a.pct_replay, a.pct_replay_inliers),
+        pct_replay=a and a.pct_replay,
+        pct_replay_inliers=a and a.pct_replay_inliers,
         fid=metrics.fid,
         fid_kind=metrics.fid_kind,
         fd_classifier=metrics.fd_classifier,
         kid=metrics.kid,
         precision=metrics.precision,
         recall=metrics.recall,
+        coverage=a and coverage(metrics.recall, a.recall_replay_inliers),
+        recall_replay_inliers=a and a.recall_replay_inliers,
         sharpness=laplacian_energy(samples),
+        outlier_recon_pct_inliers=outlier_reconstruction(evaluator, model, split),
         kid_std=metrics.kid_std,
         n=metrics.n,
         outlier_recon_called_outlier_pct=recon_pct,

@@ -7,6 +7,7 @@ Layout (nothing else under ``--out`` is written by the harness)::
         config.json  checkpoint.pt  model.pt  samples.npz  samples.png  metrics.json  done.json (written last)
     cache/                                            content-keyed splits, classifiers, features (handed to them)
     f1/<dataset>_s<seed>_<heldout hash>.csv           Table 5 of one held-out protocol
+    validity/<dataset>_s<seed>_<heldout hash>.csv     the classifier's validity check (bench/validity.py)
     detectors/<dataset>_r<ratio>_s<seed>_<hash>.csv   the label-free detectors' table of one split
     report/                                           `bench report`'s tables and figures
     previews/                                         `bench data build`'s preview grids
@@ -169,6 +170,13 @@ class ResultsStore:
 
     def f1_table(self, split: Any) -> Path:
         return self.f1_dir / f"{split.dataset}_s{split.seed}_{split.heldout_hash[:10]}.csv"
+
+    @property
+    def validity_dir(self) -> Path:
+        return self.out / "validity"
+
+    def validity_table(self, split: Any) -> Path:
+        return self.validity_dir / f"{split.dataset}_s{split.seed}_{split.heldout_hash[:10]}.csv"
 
     def detector_table(self, split: Any) -> Path:
         return self.detectors_dir / f"{split.dataset}_r{split.ratio:g}_s{split.seed}_{split.split_hash[:10]}.csv"

@@ -168,7 +168,13 @@ def test_unknown_name_is_one_line_with_the_choices(kind):
 
 
 def test_the_kinds_keep_their_own_listing_order_and_messages():
-    assert models.names()[:2] == ["rvqvae", "vqvae"] and models.names()[-1] == "replay-inliers"  # the paper's order
+    assert models.names()[:2] == ["rvqvae", "vqvae"] and models.names()[-5:] == [
+        "replay",
+        "replay-inliers",
+        "collapse",
+        "replay-blur",
+        "replay-noise",
+    ]  # the paper's order
     assert corruptions.names() == sorted(corruptions.names()) and datasets.names() == sorted(datasets.names())
     with pytest.raises(BenchError, match=r"unknown model 'nosuch': choose from rvqvae, vqvae, .* --plugin FILE.py"):
         models.get("nosuch")

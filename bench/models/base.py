@@ -128,6 +128,12 @@ class GenerativeModel(abc.ABC):
         None (the default): the model has no such part."""
         return None
 
+    def reconstruction(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Optional, for models with an encoder: uint8 ``images`` encoded and decoded along the path the model samples
+        from, as uint8. The harness measures how many held-out real outliers survive it (can the model draw the
+        contamination at all?). None (the default): the model has no encoder."""
+        return None
+
     def save(self, path: str | Path) -> None:
         atomic.torch_save(
             path,

@@ -153,7 +153,9 @@ def ordered(models) -> list[str]:
         if spec is None:  # e.g. an external model scored with `bench score`
             return (1, 1, m)
         rank = spec.paper_rank if spec.paper_rank is not None else 1_000
-        return (2 if spec.kind == "reference" else 0, rank, m)
+        if spec.kind == "reference":  # the index's two anchors, then the other references (the gaming probes)
+            return (2, 0 if m in ("replay", "replay-inliers") else 1, m)
+        return (0, rank, m)
 
     return sorted(models, key=key)
 

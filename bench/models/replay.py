@@ -1,6 +1,11 @@
 """Reference generators (``bench/robustness.py``): ``replay`` draws training images uniformly, ``replay-inliers`` the
 training inliers only (an oracle: it reads the outlier labels by design). No training beyond bookkeeping; they anchor
 the robustness index and appear in every report, set apart from real models.
+
+Three gaming probes beside them, generators a metric must not call robust: ``replay-blur`` (``replay`` blurred by a
+Gaussian of 2 px at 32 px, scaled with the image size: what a blurry decoder does to its training data),
+``replay-noise`` (``replay`` with Gaussian noise of sigma 0.1: a noisy GAN) and ``collapse`` (a handful of training
+inliers repeated: a collapsed model; it reads the labels to pick them, as the worst case of a collapse).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from typing import Any
 
 import torch
 
+from bench.degradations import blur, noise
 from bench.models.base import FitConfig, FitResult, GenerativeModel
 from bench.models.registry import register_model
 from bench.progress import Progress, null_progress
@@ -55,3 +61,40 @@ class ReplayInliers(_Replay):
     """Reference, oracle: draws training inliers uniformly (reads the outlier labels: the ceiling, not a method)."""
 
     only_inliers = True
+
+
+BLUR_SIGMA_AT_32_PX = 2.0
+NOISE_SIGMA = 0.1
+COLLAPSE_IMAGES = 8
+
+
+@register_model("replay-blur", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference",
+                title="probe: replay, blurred", bf16=False)  # fmt: skip
+class ReplayBlur(_Replay):
+    """Gaming probe: replay blurred by sigma = 2 px at 32 px (scaled with the image size)."""
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        return blur(replay_samples(self.images, n, seed), BLUR_SIGMA_AT_32_PX * self.image_size / 32)
+
+
+@register_model("replay-noise", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference",
+                title="probe: replay, noisy", bf16=False)  # fmt: skip
+class ReplayNoise(_Replay):
+    """Gaming probe: replay with Gaussian noise of sigma 0.1 (of the full range)."""
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        return noise(replay_samples(self.images, n, seed), NOISE_SIGMA, torch.Generator().manual_seed(seed))
+
+
+@register_model("collapse", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference",
+                title="probe: collapsed (8 inliers)", bf16=False)  # fmt: skip
+class Collapse(_Replay):
+    """Gaming probe: 8 training inliers repeated (a collapsed generator that happens to be clean)."""
+
+    only_inliers = True
+
+    def fit(self, train_images: torch.Tensor, train_is_outlier: torch.Tensor, cfg: FitConfig,
+            progress: Progress = null_progress) -> FitResult:  # fmt: skip
+        result = super().fit(train_images, train_is_outlier, cfg, progress)
+        self.images = self.images[:COLLAPSE_IMAGES].clone()
+        return result

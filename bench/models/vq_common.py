@@ -490,6 +490,15 @@ class VQModelBase(GenerativeModel):
         return to_uint8(self.decoder(z)).cpu()
 
     @torch.inference_mode()
+    def reconstruction(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode to the prior's index grid and decode: what the generator can draw of ``images`` (in batches)."""
+        self.encoder.eval()
+        step = self.cfg.sample_batch_size
+        parts = [self.decode_indices(self._prior_indices(to_float(images[i : i + step].to(self.device))))
+                 for i in range(0, len(images), step)]  # fmt: skip
+        return torch.cat(parts) if parts else images[:0].clone()
+
+    @torch.inference_mode()
     def sample(self, n: int, seed: int) -> torch.Tensor:
         self.prior.eval()
         gen = torch.Generator().manual_seed(seed)
