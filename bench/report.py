@@ -13,10 +13,15 @@ protocols (``bench run --data-root`` of another folder into the same ``--out``) 
 (``table1_<protocol[:8]>``), each caption naming its data by dataset and content fingerprint (never a path). Rows
 without a protocol (written before protocol digests) form one group, as before.
 
+Per section (a dataset under one protocol) the report also reads the robustness index the way bench/headline.py does:
+a verdict table (index, recall, coverage, the flags that withhold "robust", the verdict), a capacity table (the
+capacity control's and the reconstruction's share, where measured) and the classifier's validity table (OUT/validity,
+bench/validity.py), with a loud line atop the section when its classifier failed the check.
+
 Besides the tables, the report writes what it read that is not in runs.csv (:data:`EXPORTED`): ``f1.csv`` (Table 5's
-rows), ``detectors.csv`` (the detector tables' rows) and ``data.json`` (each protocol's data: dataset, content
-fingerprint, synthetic or not). A folder holding runs.csv and those files (in ``report/`` or beside runs.csv), like
-an exported results folder, regenerates every table byte for byte.
+rows), ``detectors.csv`` (the detector tables' rows), ``data.json`` (each protocol's data: dataset, content
+fingerprint, synthetic or not) and ``validity.csv`` (the validity tables' rows). A folder holding runs.csv and those
+files (in ``report/`` or beside runs.csv), like an exported results folder, regenerates every table byte for byte.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ import json
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench import atomic, identity
+from bench import atomic, headline, identity, validity
 from bench.datasets import registry as dataset_registry
 from bench.datasets.registry import PaperValues
 from bench.errors import BenchError
@@ -103,7 +108,8 @@ def _markdown(df: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------------------------------------ the data
 
-EXPORTED = ("f1.csv", "detectors.csv", "data.json")  # written beside the tables; read back where cells are absent
+# written beside the tables; read back where cells are absent
+EXPORTED = ("f1.csv", "detectors.csv", "data.json", "validity.csv")
 DATA_FORMAT = 1
 
 
@@ -213,6 +219,7 @@ class Context:
     derived: dict[str, str]  # config digest -> protocol, for rows whose record predates protocol digests
     notes: list[str]
     from_cells: bool = True  # False: read from runs.csv and the exported files alone
+    validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # the classifiers' validity rows (with a protocol)
 
     @property
     def groups(self) -> dict[str, list[Group]]:
@@ -371,6 +378,26 @@ def _f1_frame(store: ResultsStore) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
+VALIDITY_COLS = ["degradation", "gated", "inliers_called_inliers", "outliers_called_inliers", "passed", "dataset",
+                 "seed", "profile", "protocol"]  # fmt: skip
+
+
+def _validity_frame(store: ResultsStore) -> pd.DataFrame:
+    """The classifiers' validity rows (bench/validity.py): every validity/*.csv, or, without validity/ (an exported
+    folder), the report's own validity.csv. Damaged files are left out (rebuilt by the next `bench run`)."""
+    if store.validity_dir.is_dir():
+        paths = sorted(store.validity_dir.glob("*.csv"))
+    else:
+        own = _exported(store, "validity.csv")
+        paths = [own] if own is not None else []
+    frames = []
+    for p in paths:
+        frame = _read_csv(p)
+        if frame is not None and len(frame) and set(VALIDITY_COLS[:4] + ["dataset", "seed"]) <= set(frame.columns):
+            frames.append(_with_protocol(frame))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=VALIDITY_COLS)
+
+
 def _detector_frame(store: ResultsStore, split_protocols: dict[str, list[str]]) -> pd.DataFrame:
     """The detector tables' rows, each tagged with the protocols of the cells trained on its split (by the split
     hash in its file name; "" when none is known); without detectors/, the report's own detectors.csv."""
@@ -430,7 +457,7 @@ def build_context(store: ResultsStore, records: list[CellRecord], from_cells: bo
             part = df[(df.dataset == ds) & (df.protocol == protocol)]
             sections.append(Section(data[(ds, protocol)], part, _groups(part).get(ds, []), len(keys) > 1))
     ctx = Context(store, df, sections, data, _f1_frame(store), _detector_frame(store, split_protocols), derived,
-                  list(notes or []), from_cells)  # fmt: skip
+                  list(notes or []), from_cells, _validity_frame(store))  # fmt: skip
     for table in (ctx.f1, ctx.detectors):  # protocols named only by Table 5 or a detector table: their data too
         if "dataset" in table and "protocol" in table:
             for ds, protocol in dict.fromkeys(zip(table.dataset.astype(str), table.protocol)):
@@ -467,6 +494,7 @@ def _write_exported(ctx: Context, folder: Path) -> list[str]:
     """What the tables need beyond runs.csv, beside them (see the module docstring)."""
     atomic.write_text(folder / "f1.csv", ctx.f1.to_csv(index=False))
     atomic.write_text(folder / "detectors.csv", ctx.detectors.to_csv(index=False))
+    atomic.write_text(folder / "validity.csv", ctx.validity.to_csv(index=False))
     blob = {"format": DATA_FORMAT,
             "protocols": [ctx.data[k].to_json() for k in sorted(ctx.data)],
             "cells": dict(sorted(ctx.derived.items()))}  # fmt: skip
@@ -532,7 +560,7 @@ def _recall_note(sel: pd.DataFrame, r: float) -> str:
     return f" (recall {m:.2f})" if m == m else ""
 
 
-def _dataset_tables(sec: Section, fid_metric: str) -> list[Table]:
+def _dataset_tables(sec: Section, fid_metric: str, ctx: Context | None = None) -> list[Table]:
     ds, suffix, tag = sec.dataset, sec.suffix, sec.tag
     spec = dataset_registry.get(ds) if ds in dataset_registry.names() else None
     paper = _paper(sec)
@@ -582,7 +610,8 @@ def _dataset_tables(sec: Section, fid_metric: str) -> list[Table]:
         "undefined at 0 %. Recall (share of real inliers covered) in brackets: a narrow mode scores high % inliers at "
         f"low recall. {note}", 2, extra=_recall_note,
     ))  # fmt: skip
-    return tables
+    extra = [_verdict_table(ctx, sec), _capacity_table(sec), _validity_table(ctx, sec)] if ctx is not None else []
+    return tables + [t for t in extra if t is not None]
 
 
 def _headline_table(sec: Section, fid_metric: str) -> Table:
@@ -602,6 +631,202 @@ def _headline_table(sec: Section, fid_metric: str) -> Table:
             "% inliers": _fmt(*mean_ci(sel.pct_inliers)[:2], 1), "robustness": _fmt(*mean_ci(sel.robustness)[:2], 2),
             "recall": _fmt(*mean_ci(sel.recall)[:2], 2), fd: _fmt(*mean_ci(sel[fid_metric])[:2], 2), "n": str(len(sel)),
         })  # fmt: skip
+    return t
+
+
+# ------------------------------------------------------------------------------------------------ the verdict
+
+
+def _truthy(v: object) -> bool:
+    return str(v).strip().lower() in ("true", "1", "1.0", "yes")
+
+
+def section_validity(ctx: Context, sec: Section) -> pd.DataFrame:
+    """The validity rows of ``sec``'s classifier (its dataset and protocol): degradation, gated, the two shares
+    called inliers, passed (booleans), seed. Empty when none were written (older folders)."""
+    v = ctx.validity
+    if v is None or v.empty or not set(VALIDITY_COLS[:4] + ["dataset", "seed"]) <= set(v.columns):
+        return pd.DataFrame(columns=VALIDITY_COLS)
+    v = _with_protocol(v)
+    v = v[(v.dataset.astype(str) == sec.dataset) & (v.protocol == sec.data.protocol)].copy()
+    v["gated"] = v.gated.map(_truthy).astype(bool)
+    for c in ("inliers_called_inliers", "outliers_called_inliers"):
+        v[c] = pd.to_numeric(v[c], errors="coerce")
+    own = (v.inliers_called_inliers >= validity.MIN_INLIERS_KEPT) & (
+        v.outliers_called_inliers <= validity.MAX_OUTLIERS_PASSED
+    )
+    v["passed"] = v.passed.map(_truthy).astype(bool) if "passed" in v else own  # as judged when written
+    v["seed"] = pd.to_numeric(v.seed, errors="coerce")
+    return v
+
+
+def validity_line(ctx: Context, sec: Section) -> str | None:
+    """One line on ``sec``'s classifier: passed, or (loudly) FAILED with its failing gated degradations per seed;
+    None when no validity rows were written for it."""
+    v = section_validity(ctx, sec)
+    if v.empty:
+        return None
+    seeds = sorted({int(s) for s in v.seed.dropna()})
+    need = (f">= {validity.MIN_INLIERS_KEPT:g} % of real inliers and <= {validity.MAX_OUTLIERS_PASSED:g} % of real "
+            f"outliers called inliers under every gated degradation")  # fmt: skip
+    failed = v[v.gated & ~v.passed]
+    if failed.empty:
+        return f"classifier validity: passed (seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}; {need})"
+    parts = []
+    for seed in sorted(set(failed.seed)):
+        rows = failed[failed.seed == seed]
+        parts.append(f"seed {seed:g}: " + ", ".join(f"{r.degradation} inliers {r.inliers_called_inliers:.1f} %, "
+                                                    f"outliers {r.outliers_called_inliers:.1f} %"
+                                                    for r in rows.itertuples()))  # fmt: skip
+    return (f"CLASSIFIER VALIDITY FAILED ({'; '.join(parts)}): % inliers and the robustness index are not a measure "
+            f"of contamination alone here (needs {need})")  # fmt: skip
+
+
+def section_flags(sec: Section) -> pd.Series:
+    """bench/headline.py's flags of every row of ``sec`` (its protocol as the report knows it)."""
+    df = sec.df.assign(protocol_digest=sec.df.protocol) if "protocol" in sec.df else sec.df
+    return headline.flags(df)
+
+
+def cell_flags(sec: Section) -> dict[tuple[str, float], list[str]]:
+    """(group key, ratio) -> the flags any of its seeds carries, in the order first seen."""
+    out: dict[tuple[str, float], list[str]] = {}
+    for (key, ratio), f in zip(zip(sec.df.group, sec.df.ratio), section_flags(sec)):
+        found = out.setdefault((key, float(ratio)), [])
+        found += [x for x in str(f).split(", ") if x and x not in found]
+    return out
+
+
+def is_control_group(sec: Section, group: Group) -> bool:
+    """A capacity-control configuration (``--filter outliers-only``): not a method; its index means nothing."""
+    part = sec.part(group)
+    return bool(len(part)) and headline.is_control(part.variant.iloc[0])
+
+
+def section_capacity(sec: Section) -> pd.DataFrame:
+    """bench/headline.py's capacity per model and settings of ``sec`` with a label (empty when ``sec`` has neither
+    capacity-control rows nor reconstruction values)."""
+    df = sec.df
+    recon = pd.to_numeric(df.get("outlier_recon_pct_inliers"), errors="coerce")
+    controls = df.variant.map(headline.is_control)
+    if df.empty or not (controls.any() or (recon is not None and recon.notna().any())):
+        return pd.DataFrame()
+    cap = headline.capacity(df.assign(protocol_digest=df.protocol) if "protocol" in df else df)
+    cap = cap[cap.control_called_outliers.notna() | cap.recon_passed.notna()]
+    if cap.empty:
+        return pd.DataFrame()
+    shared = set(shared_settings(df, sec.dataset))
+    order = {m: i for i, m in enumerate(registry.ordered(set(cap.model)))}
+    labels, n_control = [], []
+    for r in cap.itertuples():
+        own = [v for v in _variant_items(str(r.base_variant)) if v not in shared]
+        labels.append(registry.title(r.model) + (f" ({', '.join(own)})" if own else ""))
+        n_control.append(int((controls & (df.model == r.model)).sum()))
+    cap = cap.assign(label=labels, n_control=n_control, order=cap.model.map(order))
+    return cap.sort_values(["order", "label"], kind="stable").reset_index(drop=True)
+
+
+def _cannot_draw(control: float, recon: float) -> bool:
+    return (control == control and control < headline.MIN_CONTROL_OUTLIERS) or (
+        recon == recon and recon > headline.MAX_RECON_PASSED
+    )
+
+
+FLAG_WORDS = (f"collapsed: coverage (recall / the oracle's) below {headline.MIN_COVERAGE:g}; lost coverage: recall "
+              f"below {headline.MIN_RECALL_KEPT:g} x the same model's at r = 0; cannot draw outliers: its capacity "
+              f"control calls fewer than {headline.MIN_CONTROL_OUTLIERS:g} % of its samples outliers, or more than "
+              f"{headline.MAX_RECON_PASSED:g} % of held-out real outliers pass as inliers through its encoder and "
+              f"decoder")  # fmt: skip
+
+
+def _verdict_table(ctx: Context, sec: Section) -> Table | None:
+    """Per configuration and ratio > 0: the index with recall, coverage, flags and the verdict (bench/headline.py).
+    Capacity controls are left out (their own table); reference generators after a separator, flagged alike."""
+    ds = sec.dataset
+    ratios = sorted(r for r in set(sec.df.ratio) if r > 0)
+    if not ratios:
+        return None
+    line = validity_line(ctx, sec)
+    loud = f" {line}." if line and line.startswith("CLASSIFIER") else ""
+    t = Table(f"table_{ds}_verdict{sec.suffix}", f"Verdict. Robust or not: {_title(ds)}{sec.tag}",
+              f"{loud} Mean ± 95 % t-interval over seeds (n). Robust = index >= {headline.ROBUST_INDEX:g} and no "
+              f"flag; a flagged row is never robust, whatever its index (a flag on any seed flags the row). Flags: "
+              f"{FLAG_WORDS}. Capacity controls are not methods and are left out. {_data_note(sec.data)}."
+              f"{_profile_note(sec.df)}", 2)  # fmt: skip
+    t.caption = t.caption.strip()
+    flags = cell_flags(sec)
+    in_references = False
+    for g in sec.groups:
+        if is_control_group(sec, g):
+            continue
+        part = sec.part(g)
+        rows = []
+        for r in ratios:
+            sel = part[part.ratio == r]
+            if sel.empty:
+                continue
+            m, hw, _ = mean_ci(sel.robustness)
+            f = ", ".join(flags.get((g.key, float(r)), []))
+            rows.append((g.label, {"r (%)": f"{r:g}", "index": _fmt(m, hw, 2),
+                                   "recall": _fmt(*mean_ci(sel.recall)[:2], 2),
+                                   "coverage": _fmt(*mean_ci(sel.coverage)[:2], 2), "flags": f,
+                                   "verdict": headline.verdict(m, f), "n": str(len(sel))}))  # fmt: skip
+        if rows and g.kind == "reference" and not in_references:
+            t.add("— reference generators (not methods) —", {})
+            in_references = True
+        for label, cells in rows:
+            t.add(label, cells)
+    return t
+
+
+def _capacity_table(sec: Section) -> Table | None:
+    """Per model: its capacity control's share of samples called outliers and the share of held-out real outliers
+    that pass as inliers through its encoder and decoder (bench/headline.py); None when neither was measured."""
+    cap = section_capacity(sec)
+    if cap.empty:
+        return None
+    ds = sec.dataset
+    t = Table(f"table_{ds}_capacity{sec.suffix}",
+              f"Capacity. Can each model draw the contamination? {_title(ds)}{sec.tag}",
+              f"The capacity control (--filter outliers-only) trains the model on the training outliers alone: its "
+              f"samples should be called outliers. Reconstruction: held-out real outliers encoded and decoded by the "
+              f"model (models with an encoder). A model below {headline.MIN_CONTROL_OUTLIERS:g} % or above "
+              f"{headline.MAX_RECON_PASSED:g} % cannot draw outliers, so refusing them costs it nothing: its rows are "
+              f"flagged and never called robust. Mean over ratios and seeds. {_data_note(sec.data)}."
+              f"{_profile_note(sec.df)}", 1)  # fmt: skip
+    for r in cap.itertuples():
+        control, recon = float(r.control_called_outliers), float(r.recon_passed)
+        t.add(r.label, {"control: samples called outliers (%)": "" if control != control else f"{control:.1f}",
+                        "control cells": str(r.n_control) if r.n_control else "",
+                        "real outliers passing reconstruction (%)": "" if recon != recon else f"{recon:.1f}",
+                        "capacity": headline.NO_CAPACITY if _cannot_draw(control, recon) else "can draw outliers",
+                        })  # fmt: skip
+    return t
+
+
+def _validity_table(ctx: Context, sec: Section) -> Table | None:
+    """The section's classifier on its held-out real inliers and outliers after each degradation (mean over seeds),
+    gated or not, passed or not; None without validity rows."""
+    v = section_validity(ctx, sec)
+    if v.empty:
+        return None
+    ds = sec.dataset
+    line = validity_line(ctx, sec) or ""
+    t = Table(f"table_{ds}_validity{sec.suffix}", f"Classifier validity for {_title(ds)}{sec.tag}",
+              f"{line}. The held-out inlier classifier on its own held-out real inliers and outliers after each "
+              f"degradation: the share of each it calls inliers (mean ± 95 % t-interval over seeds). A gated "
+              f"degradation must keep >= {validity.MIN_INLIERS_KEPT:g} % of real inliers and pass <= "
+              f"{validity.MAX_OUTLIERS_PASSED:g} % of real outliers, else blur or noise could move % inliers. "
+              f"{_data_note(sec.data)}.", 1)  # fmt: skip
+    for deg in dict.fromkeys(v.degradation.astype(str)):
+        sel = v[v.degradation.astype(str) == deg]
+        gated = bool(sel.gated.any())
+        bad = sorted({int(s) for s in sel[~sel.passed].seed.dropna()})
+        seeds = ",".join(map(str, bad))
+        passed = "yes" if not bad else (f"FAILED (seed {seeds})" if gated else f"no (seed {seeds}; not gated)")
+        t.add(deg, {"real inliers called inliers (%)": _fmt(*mean_ci(sel.inliers_called_inliers)[:2], 1),
+                    "real outliers called inliers (%)": _fmt(*mean_ci(sel.outliers_called_inliers)[:2], 1),
+                    "gated": "yes" if gated else "no", "passed": passed, "n": str(len(sel))})  # fmt: skip
     return t
 
 
@@ -741,6 +966,14 @@ def _inliers_per_split(ctx: Context, ds: str, protocol: str, r: float) -> float:
 # ------------------------------------------------------------------------------------------------ figures
 
 
+def fig4_panels(fid_metric: str) -> list[tuple[str, str]]:
+    """Fig. 4's panels, left to right: (runs.csv column, axis label)."""
+    return [("pct_inliers", "% generated inliers"),
+            (fid_metric, "FID" if fid_metric == "fid" else "FD (classifier features; not FID)"),
+            ("robustness", "robustness index"),
+            ("recall", "recall (share of real inliers covered)")]  # fmt: skip
+
+
 def _fig4(ctx: Context, fid_metric: str, folder: Path) -> list[str]:
     import matplotlib
 
@@ -750,10 +983,8 @@ def _fig4(ctx: Context, fid_metric: str, folder: Path) -> list[str]:
     sections = ctx.sections
     if not sections:
         return []
-    panels = [("pct_inliers", "% generated inliers"),
-              (fid_metric, "FID" if fid_metric == "fid" else "FD (classifier features; not FID)"),
-              ("robustness", "robustness index")]  # fmt: skip
-    fig, axes = plt.subplots(len(sections), 3, figsize=(15, 3.9 * len(sections)), squeeze=False)
+    panels = fig4_panels(fid_metric)
+    fig, axes = plt.subplots(len(sections), len(panels), figsize=(5 * len(panels), 3.9 * len(sections)), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for row, sec in enumerate(sections):
         model_groups = [g for g in sec.groups if g.kind != "reference"]
@@ -765,6 +996,8 @@ def _fig4(ctx: Context, fid_metric: str, folder: Path) -> list[str]:
         for col, (metric, label) in enumerate(panels):
             ax = axes[row][col]
             for g in sec.groups:
+                if metric in ("robustness", "recall") and is_control_group(sec, g):
+                    continue  # a capacity control is not a method: its index and recall mean nothing
                 part = sec.part(g)
                 stats = [(r, *mean_ci(part[part.ratio == r][metric])[:2]) for r in sorted(set(part.ratio))]
                 stats = [s for s in stats if s[1] == s[1]]
@@ -997,8 +1230,13 @@ def write_report(out: Path, echo: Callable[[str], None] = lambda line: None, con
     has_fid = "fid" in df and df["fid"].notna().any()
     fid_metric = "fid" if has_fid else "fd_classifier"
     tables: list[Table] = []
+    loud: dict[str, str] = {}  # name of a section's first table -> its failed-validity line
     for sec in ctx.sections:
-        tables += _dataset_tables(sec, fid_metric)
+        own = _dataset_tables(sec, fid_metric, ctx)
+        line = validity_line(ctx, sec)
+        if line and line.startswith("CLASSIFIER") and own:
+            loud[own[0].name] = f"**{_title(sec.dataset)}{sec.tag}: {line}.**"
+        tables += own
     tables += [_f1_table(ctx), _flag_table(ctx), _filter_table(ctx), *_detector_tables(ctx)]
     for t in tables:
         t.write(folder)
@@ -1014,6 +1252,7 @@ def write_report(out: Path, echo: Callable[[str], None] = lambda line: None, con
     commits = sorted(set(c for c in map(str, df.commit) if c))
     lines += [f"Cells: {len(df)}; profiles: {', '.join(profiles) or 'none'}; commits: {', '.join(commits)}", ""]
     lines += ctx.notes + ([""] if ctx.notes else [])
+    lines += [line for name in loud.values() for line in (name, "")]
     for t in tables:
         lines += [f"- [{t.title}]({t.name}.md) ([csv]({t.name}.csv), [tex]({t.name}.tex))"]
     lines += [""] + [f"![Fig. 4]({f})" for f in figs if f.endswith(".png")] + [""]
@@ -1024,9 +1263,12 @@ def write_report(out: Path, echo: Callable[[str], None] = lambda line: None, con
         lines += [f"- [{g}]({g})" + (f" ({n} samples)" if n else "") for g, n in grids]
     lines += ["", "## Exported with runs.csv", "",
               "Copy runs.csv and " + ", ".join(exported) + " (from this folder) to regenerate every table elsewhere: "
-              "Table 5's rows, the detector tables' rows and each protocol's data (dataset, content fingerprint).", ""]  # fmt: skip
+              "Table 5's rows, the detector tables' rows, each protocol's data (dataset, content fingerprint) and the "
+              "classifiers' validity rows.", ""]  # fmt: skip
     lines += ["", "## Tables", ""]
     for t in tables:
+        if t.name in loud:
+            lines += [loud[t.name], ""]
         lines += [(folder / f"{t.name}.md").read_text(encoding="utf-8"), ""]
     atomic.write_text(folder / "report.md", "\n".join(lines))
     return folder / "report.md"

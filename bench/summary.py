@@ -1,13 +1,16 @@
 """What `bench run` prints at the end, and `bench report` before its path: per dataset (and per protocol, when a
 dataset was run on several data or classifier settings), % generated inliers per model and ratio next to the training
-data's own share, the robustness index; then, for `bench run`, where the report went and what the numbers mean for
-this profile *and these data* (the embedded synthetic data, or a stand-in / your own folder)."""
+data's own share, the classifier's validity (loudly when it failed), the robustness index with the flags that withhold
+"robust" marked on its cells (bench/headline.py), recall, and each model's capacity where its control was run; then,
+for `bench run`, where the report went and what the numbers mean for this profile *and these data* (the embedded
+synthetic data, or a stand-in / your own folder)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from bench import headline as flags_of
 from bench.record import CellRecord
 
 SMOKE = "SMOKE PROFILE: a plumbing check on tiny data and models; these numbers carry no meaning."
@@ -58,29 +61,67 @@ def closing_words(profile: str, data: list[Any]) -> str:
                            for kind, names in sorted(kinds.items()))  # fmt: skip
 
 
-def _pivot(sec: Any, metric: str, digits: int, min_ratio: float | None = None) -> list[str]:
+# The flags' markers after a robustness cell (bench/headline.py): a marked cell is never called robust.
+MARKS = {flags_of.COLLAPSED: "C", flags_of.LOST_COVERAGE: "L", flags_of.NO_CAPACITY: "X"}
+LEGEND = (f"(C = collapsed: coverage below {flags_of.MIN_COVERAGE:g} of the oracle's; L = lost coverage: recall below "
+          f"{flags_of.MIN_RECALL_KEPT:g} x its own at r = 0; X = cannot draw outliers: its capacity control or "
+          f"reconstruction says so; a flagged row is never called robust, whatever its index)")  # fmt: skip
+
+
+def _pivot(sec: Any, metric: str, digits: int, min_ratio: float | None = None, groups: list[Any] | None = None,
+           marks: dict[tuple[str, float], str] | None = None) -> list[str]:  # fmt: skip
+    """One row per configuration (``groups``, else all of ``sec``'s), one column per ratio (above ``min_ratio``): the
+    mean over seeds; ``marks``: (group key, ratio) -> letters written after the number."""
     df = sec.df if min_ratio is None else sec.df[sec.df.ratio > min_ratio]
+    groups = sec.groups if groups is None else groups
+    marks = {k: v for k, v in (marks or {}).items() if v}
     ratios = sorted(set(df.ratio))
-    width = max([len(g.label) for g in sec.groups] + [26])
+    width = max([len(g.label) for g in groups] + [26])
     lines = [f"{'':{width}s}" + "".join(f"{f'r = {r:g} %':>11s}" for r in ratios)]
     if metric == "pct_inliers":
         lines.append(f"{'training data (for scale)':{width}s}" + "".join(f"{100 - r:>11.1f}" for r in ratios))
-    for g in sec.groups:
+    pad = max((len(m) for m in marks.values()), default=0)  # room for the markers, so the numbers stay aligned
+    for g in groups:
         part = df[df.group == g.key]
         if part.empty:
             continue
         cells = []
         for r in ratios:
             vals = part[part.ratio == r][metric].dropna()
-            cells.append(f"{vals.mean():>11.{digits}f}" if len(vals) else f"{'':>11s}")
-        lines.append(f"{g.label:{width}s}" + "".join(cells))
+            if not len(vals):
+                cells.append(f"{'':>11s}")
+            elif pad:
+                cells.append(f"{vals.mean():>{10 - pad}.{digits}f} {marks.get((g.key, float(r)), ''):<{pad}s}")
+            else:
+                cells.append(f"{vals.mean():>11.{digits}f}")
+        lines.append((f"{g.label:{width}s}" + "".join(cells)).rstrip())
+    return lines
+
+
+def _capacity_lines(sec: Any) -> list[str]:
+    """One line per model whose capacity was measured (its control, or its reconstruction of real outliers)."""
+    from bench.report import _cannot_draw, section_capacity
+
+    cap = section_capacity(sec)
+    if cap.empty:
+        return []
+    lines = ["capacity (control: the model trained on the training outliers alone, % of its samples called outliers, "
+             f"needs >= {flags_of.MIN_CONTROL_OUTLIERS:g}; reconstruction: % of held-out real outliers passing as "
+             f"inliers through its encoder and decoder, needs <= {flags_of.MAX_RECON_PASSED:g})"]  # fmt: skip
+    width = max(len(label) for label in cap.label)
+    for r in cap.itertuples():
+        control, recon = float(r.control_called_outliers), float(r.recon_passed)
+        words = [f"control {control:5.1f} % called outliers" if control == control else "no control",
+                 f"reconstruction {recon:5.1f} % passed" if recon == recon else "no encoder"]  # fmt: skip
+        verdict = f"  -> {flags_of.NO_CAPACITY.upper()}" if _cannot_draw(control, recon) else ""
+        lines.append(f"  {r.label:{width}s}  " + "; ".join(words) + verdict)
     return lines
 
 
 def headline(ctx: Any, profile: str | None = None, meaningless: bool | None = None) -> list[str]:
     """The headline pivots of a report context, one block per dataset and protocol. ``profile``: the run's (else the
     profiles of each block's rows)."""
-    from bench.report import _title, shared_settings
+    from bench.report import _title, cell_flags, is_control_group, shared_settings, validity_line
 
     lines: list[str] = []
     for sec in ctx.sections:
@@ -100,10 +141,26 @@ def headline(ctx: Any, profile: str | None = None, meaningless: bool | None = No
         r30 = max(df.ratio)
         lines.append(f"(a model that learned its training data exactly would generate {100 - r30:g} % inliers at "
                      f"r = {r30:g} %: the 'replay' row, when present, measures that under this classifier)")  # fmt: skip
+        valid = validity_line(ctx, sec)
+        if valid:
+            lines.append(f"!!! {valid} !!!" if valid.startswith("CLASSIFIER") else valid)
+        methods = [g for g in sec.groups if not is_control_group(sec, g)]
+        controls = len(methods) < len(sec.groups)
         if df.robustness.notna().any():
-            lines += ["", f"{_title(sec.dataset)}{sec.tag}: robustness index (0 = as contaminated as the data, 1 = as clean as "
-                          f"the inlier-only oracle; read with recall)"]  # fmt: skip
-            lines += _pivot(sec, "robustness", 2, min_ratio=0)
+            marks = {k: "".join(MARKS.get(f, "?") for f in v) for k, v in cell_flags(sec).items()}
+            left_out = "; capacity controls left out" if controls else ""
+            lines += ["", f"{_title(sec.dataset)}{sec.tag}: robustness index (0 = as contaminated as the data, 1 = as "
+                          f"clean as the inlier-only oracle; read with recall{left_out})"]  # fmt: skip
+            lines += _pivot(sec, "robustness", 2, min_ratio=0, groups=methods, marks=marks)
+            lines.append(LEGEND)
+        if df.recall.notna().any():
+            oracle = df.recall_replay_inliers.dropna() if "recall_replay_inliers" in df else df.recall.iloc[:0]
+            lines += ["", f"{_title(sec.dataset)}{sec.tag}: recall (share of the real inliers' variety the samples "
+                          f"cover{f'; the oracle covers {oracle.mean():.2f}' if len(oracle) else ''})"]  # fmt: skip
+            lines += _pivot(sec, "recall", 2, groups=methods)
+        capacity = _capacity_lines(sec)
+        if capacity:
+            lines += [""] + capacity
         lines.append("")
     return lines
 
