@@ -63,9 +63,12 @@ class Score:
 class Anchors:
     """The two reference generators on one split, seed and sample count (``bench/robustness.py``)."""
 
-    pct_replay: float  # % inliers of replaying the training set
-    pct_replay_inliers: float  # % inliers of replaying its inliers (the oracle)
+    pct_replay: float | None  # % inliers of replaying the training set
+    pct_replay_inliers: float | None  # % inliers of replaying its inliers (the oracle)
     recall_replay_inliers: float | None  # the oracle's recall: the coverage a perfect generator of the inliers has
+
+
+NO_ANCHORS = Anchors(None, None, None)  # a sample set scored without a training set (bench score without --ratio)
 
 
 def anchors(evaluator: Any, train_images: torch.Tensor, train_is_outlier: torch.Tensor, n: int, seed: int) -> Anchors:
@@ -121,21 +124,21 @@ def score_samples(evaluator: Any, split: Any, samples: torch.Tensor, seed: int, 
     generators and the robustness index (they need the split's training set at the cell's ratio); ``model``: also
     the refusal of its inlier-only path, when it has one."""
     metrics = evaluator.score(samples)
-    a = anchors(evaluator, split.train_images, split.train_is_outlier, metrics.n, seed) if with_anchors else None
+    a = anchors(evaluator, split.train_images, split.train_is_outlier, metrics.n, seed) if with_anchors else NO_ANCHORS
     recon_pct, orig_pct = refusal(evaluator, model, split)
     return Score(
         pct_inliers=metrics.pct_inliers,
-        robustness=a and robustness.robustness_index(metrics.pct_inliers, a.pct_replay, a.pct_replay_inliers),
-        pct_replay=a and a.pct_replay,
-        pct_replay_inliers=a and a.pct_replay_inliers,
+        robustness=robustness.robustness_index(metrics.pct_inliers, a.pct_replay, a.pct_replay_inliers),
+        pct_replay=a.pct_replay,
+        pct_replay_inliers=a.pct_replay_inliers,
         fid=metrics.fid,
         fid_kind=metrics.fid_kind,
         fd_classifier=metrics.fd_classifier,
         kid=metrics.kid,
         precision=metrics.precision,
         recall=metrics.recall,
-        coverage=a and coverage(metrics.recall, a.recall_replay_inliers),
-        recall_replay_inliers=a and a.recall_replay_inliers,
+        coverage=coverage(metrics.recall, a.recall_replay_inliers),
+        recall_replay_inliers=a.recall_replay_inliers,
         sharpness=laplacian_energy(samples),
         outlier_recon_pct_inliers=outlier_reconstruction(evaluator, model, split),
         kid_std=metrics.kid_std,
