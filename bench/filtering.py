@@ -7,6 +7,9 @@ settings (its own config digest and variant, e.g. "GAN (filter=pca:0.3)"). The o
 report how well the dropped set matches them (precision, recall, AUC, the outlier share left). Detector scores are
 cached per (split, detector settings, seed), so every model behind the same filter reuses them.
 
+``--filter DETECTOR:auto`` drops the share of outliers estimated from the detector's own scores
+(``bench/outlier_share.py``), so the user need not know r; the estimate and its interval are in the cell's report.
+
 ``--filter outliers-only`` is the capacity control, not a filter: the model trains on the split's training outliers
 alone (it reads the labels by design, as the oracle reference does). Its samples should be called outliers; a model
 whose control samples are called inliers cannot draw the contamination, so its robustness index says little. It is
@@ -27,15 +30,19 @@ import torch
 from bench import atomic
 from bench.detectors import flag_metrics, top_fraction
 from bench.errors import BenchError
+from bench.outlier_share import estimate_share
 from bench.progress import Progress, null_progress
 
 CAPACITY_CONTROL = "outliers-only"
 
 
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class FilterSpec:
     detector: str
-    fraction: float
+    fraction: float | None  # None: "auto", the outlier share estimated from the scores (bench/outlier_share.py)
     params: dict[str, Any]  # the detector's full parameters
     overrides: dict[str, Any]  # what the user changed (for the label)
 
@@ -48,7 +55,8 @@ class FilterSpec:
         if self.capacity_control:
             return CAPACITY_CONTROL
         extra = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
-        return f"{self.detector}:{self.fraction:g}" + (f":{extra}" if extra else "")
+        fraction = AUTO if self.fraction is None else f"{self.fraction:g}"
+        return f"{self.detector}:{fraction}" + (f":{extra}" if extra else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"detector": self.detector, "fraction": self.fraction, "params": dict(self.params), "label": self.label}
@@ -80,12 +88,16 @@ def parse(text: str) -> FilterSpec | None:
         raise BenchError(f"bad --filter '{text}': {usage} (detectors: {', '.join(detectors.names())})")
     name, frac_text = parts[0].strip(), parts[1].strip()
     detectors.get(name)
-    try:
-        fraction = float(frac_text)
-    except ValueError:
-        raise BenchError(f"bad --filter '{text}': fraction '{frac_text}' is not a number; {usage}") from None
-    if not 0 < fraction < 1:
-        raise BenchError(f"bad --filter '{text}': the fraction to drop must be in (0, 1), got {fraction:g}")
+    fraction: float | None = None
+    if frac_text != AUTO:
+        try:
+            fraction = float(frac_text)
+        except ValueError:
+            raise BenchError(
+                f"bad --filter '{text}': fraction '{frac_text}' is not a number or 'auto'; {usage}"
+            ) from None
+        if not 0 < fraction < 1:
+            raise BenchError(f"bad --filter '{text}': the fraction to drop must be in (0, 1), got {fraction:g}")
     overrides: dict[str, Any] = {}
     if len(parts) == 3 and parts[2].strip():
         for item in parts[2].split(","):
@@ -139,12 +151,16 @@ def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path
                              f"has none (run the control at a ratio above 0)")  # fmt: skip
         return TrainingSet(images[labels], labels[labels], {"filter": spec.label, "n_train_kept": int(labels.sum())})
     scores = _scores(spec, images, split.split_hash, seed, cache_dir, progress)
-    dropped = top_fraction(scores, spec.fraction)
+    estimate = None if spec.fraction is not None else estimate_share(scores, seed)
+    fraction = spec.fraction if estimate is None else estimate.share
+    dropped = top_fraction(scores, fraction)
     keep = ~dropped
-    m = flag_metrics(labels, spec.fraction, scores=scores, flagged=dropped)
+    m = flag_metrics(labels, fraction, scores=scores, flagged=dropped)
     n_kept = int(keep.sum())
     report = {
         "filter": spec.label,
+        "filter_fraction": fraction,
+        **({} if estimate is None else {"share_estimate_low": estimate.low, "share_estimate_high": estimate.high}),
         "filter_precision": m["precision"],
         "filter_recall": m["recall"],
         "filter_auc": m["auc"],

@@ -62,6 +62,7 @@ class FilterReport:
     filter_recall: float | None = None
     filter_auc: float | None = None
     n_train_kept: int | None = None
+    filter_fraction: float | None = None  # the fraction dropped (estimated for DETECTOR:auto)
 
 
 @dataclass(frozen=True)
