@@ -8,9 +8,11 @@ Two uses, one set of operations:
 - the classifier's **training augmentation** (:func:`augment`): both classes degraded at random strengths, so that
   the decision rests on the content (a mask, a rectangle) and not on the sharpness or the noise of the image.
 
-Every operation takes and returns uint8 N x C x H x W (values rounded as an image file would hold them). Strengths are
-in pixels of the image as scored (blur sigma, down-sampling factor) or in fractions of the full range (noise sigma:
-0.1 = 25.5 grey levels), JPEG in PIL's quality 1-95.
+Every operation takes and returns uint8 N x C x H x W (values rounded as an image file would hold them). A blur's
+sigma and a down-sampling factor are given at 32 x 32 and scale with the image size, as the corruptions' lengths do
+(blur 2 px at 32 px is 1 px at 16 px and 4 px at 64 px; down-up 4x at 32 px leaves 8 x 8 pixels of detail at every
+size); a noise sigma (a fraction of the full range: 0.1 = 25.5 grey levels) and a JPEG quality (PIL's 1-95) are the
+same at every size.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def jpeg(images: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+REFERENCE_SIZE = 32  # the image size blur and down-up strengths are given at
+
+
 @dataclass(frozen=True)
 class Degradation:
     """One operation at one strength. ``gated``: within the strengths the classifier must withstand
@@ -87,8 +92,8 @@ class Degradation:
     def words(self) -> str:
         return {
             "none": "none",
-            "blur": f"Gaussian blur sigma {self.strength:g} px",
-            "downup": f"down- then up-sampling {self.strength:g}x",
+            "blur": f"Gaussian blur sigma {self.strength:g} px at 32 px",
+            "downup": f"down- then up-sampling {self.strength:g}x at 32 px",
             "noise": f"Gaussian noise sigma {self.strength:g}",
             "jpeg": f"JPEG quality {self.strength:g}",
         }[self.kind]
@@ -97,9 +102,9 @@ class Degradation:
         if self.kind == "none":
             return images.clone()
         if self.kind == "blur":
-            return blur(images, self.strength)
+            return blur(images, self.strength * images.shape[-1] / REFERENCE_SIZE)
         if self.kind == "downup":
-            return down_up(images, self.strength)
+            return down_up(images, self.strength * images.shape[-1] / REFERENCE_SIZE)
         if self.kind == "noise":
             return noise(images, self.strength, torch.Generator().manual_seed(int(seed) * 1_000_003 + 17))
         if self.kind == "jpeg":

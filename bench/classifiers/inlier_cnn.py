@@ -31,7 +31,7 @@ from bench.progress import Progress, null_progress
 
 INLIER, OUTLIER = 0, 1
 # Bump when the architecture or the training procedure changes: old cache entries then stop matching.
-ARCHITECTURE_VERSION = "inlier-cnn-v2"
+ARCHITECTURE_VERSION = "inlier-cnn-v3"  # v3: augmentation scaled with the image size
 EMBEDDING_DIM = 128
 
 

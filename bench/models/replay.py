@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from bench.degradations import blur, noise
+from bench.degradations import Degradation, noise
 from bench.models.base import FitConfig, FitResult, GenerativeModel
 from bench.models.registry import register_model
 from bench.progress import Progress, null_progress
@@ -74,7 +74,7 @@ class ReplayBlur(_Replay):
     """Gaming probe: replay blurred by sigma = 2 px at 32 px (scaled with the image size)."""
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
-        return blur(replay_samples(self.images, n, seed), BLUR_SIGMA_AT_32_PX * self.image_size / 32)
+        return Degradation("blur", BLUR_SIGMA_AT_32_PX).apply(replay_samples(self.images, n, seed))
 
 
 @register_model("replay-noise", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference",
