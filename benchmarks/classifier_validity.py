@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from bench import api
 from bench.config import default_profile
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/validity")
     p.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = p.parse_args(argv)
+    torch.set_num_threads(1)  # small convnets: more threads than free cores only spin
     rows = []
     for label, dataset, root in _data(args.data):
         for seed in (int(s) for s in args.seeds.split(",")):
