@@ -47,7 +47,7 @@ BUILT_IN = "built-in"
 # imported before the first look-up and before anything outside ``bench.`` registers (of any kind: a model module
 # registers detectors too).
 BUILTIN_PACKAGES = ("bench.models", "bench.datasets")
-BUILTIN_MODULES = ("bench.detectors",)
+BUILTIN_MODULES = ("bench.detectors", "bench.detectors_learned")
 
 # The module holding each kind's registry (``registry_of`` imports it on first use).
 KIND_MODULES = {
