@@ -3,7 +3,7 @@
 ``bench.detectors`` scores images in a fixed feature space (pixels, principal components). The detectors here learn
 one from the training images they are asked to score, without labels:
 
-- ``ssl-knn``: a small CNN trained self-supervised with SimCLR's contrastive loss (NT-Xent on two augmented views;
+- ``ssl-mcd``: a small CNN trained self-supervised with SimCLR's contrastive loss (NT-Xent on two augmented views;
   Chen, Kornblith, Norouzi & Hinton, "A Simple Framework for Contrastive Learning of Visual Representations", ICML
   2020), then a score in its embedding: a robust Mahalanobis distance (MinCovDet) on its whitened principal
   components, or the mean cosine distance to the k nearest other images.
@@ -59,7 +59,7 @@ def _in_chunks(fn, x: torch.Tensor, size: int = 512) -> torch.Tensor:
     return torch.cat([fn(chunk) for chunk in x.split(size)])
 
 
-# ---- ssl-knn -------------------------------------------------------------------------------------------------------
+# ---- ssl-mcd -------------------------------------------------------------------------------------------------------
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, min_crop: float = 0.3) -> torch.Tensor:
@@ -195,7 +195,7 @@ def ssl_embedding(images: torch.Tensor, params: SSLKNNParams, seed: int) -> torc
 
 
 @register_detector(
-    "ssl-knn",
+    "ssl-mcd",
     params=SSLKNNParams,
     cheap=False,
     description="SimCLR-trained small CNN on the training set itself; robust Mahalanobis (or k-NN) in its embedding",
@@ -212,7 +212,7 @@ def _ssl_knn(images: torch.Tensor, params: SSLKNNParams, seed: int) -> torch.Ten
     emb = ssl_embedding(images, params, seed)
     if params.score == "knn":
         return knn_cosine_scores(emb, params.k)
-    return _mcd_scores(F.normalize(emb.double(), dim=1), params.components, seed, "ssl-knn")
+    return _mcd_scores(F.normalize(emb.double(), dim=1), params.components, seed, "ssl-mcd")
 
 
 def _mcd_scores(features: torch.Tensor, k: int, seed: int, name: str) -> torch.Tensor:
@@ -332,8 +332,8 @@ def rank_normalise(scores: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class EnsembleParams:
     # registered detectors, each run at its defaults, separated by "," or "+" ("+" inside --filter, whose own
-    # parameters are comma-separated: --filter ensemble:0.3:members=mcd+ssl-knn)
-    members: str = "mcd,ssl-knn,trimmed-ae"
+    # parameters are comma-separated: --filter ensemble:0.3:members=mcd+ssl-mcd)
+    members: str = "mcd,ssl-mcd"
 
     def __post_init__(self) -> None:
         from bench import detectors

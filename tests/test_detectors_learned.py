@@ -13,11 +13,11 @@ from bench.detectors import roc_auc
 from bench.detectors_learned import knn_cosine_scores, nt_xent, rank_normalise
 from bench.errors import BenchError
 
-LEARNED = ("ssl-knn", "trimmed-ae", "ensemble")
+LEARNED = ("ssl-mcd", "trimmed-ae", "ensemble")
 
 # Small settings for 140 images of 16 px (the defaults are sized for 4,300 images of 32 px).
 TOY_PARAMS = {
-    "ssl-knn": {"epochs": 40, "batch_size": 64, "width": 16},
+    "ssl-mcd": {"epochs": 40, "batch_size": 64, "width": 16},
     "trimmed-ae": {"epochs": 20, "batch_size": 32, "rounds": 2, "latent": 16, "width": 16},
     "ensemble": {"members": "mean,mcd"},
 }
@@ -86,7 +86,7 @@ def test_finite_scores_better_than_chance_and_deterministic(name, toy, toy_score
     assert torch.equal(state, torch.random.get_rng_state()), f"{name} drew from the global RNG"
 
 
-@pytest.mark.parametrize("name", ["ssl-knn", "trimmed-ae"])
+@pytest.mark.parametrize("name", ["ssl-mcd", "trimmed-ae"])
 def test_another_seed_trains_another_model(name, toy, toy_scores):
     assert not torch.equal(toy_scores[name], _score(name, toy[0], seed=1))
 
@@ -115,19 +115,19 @@ def test_knn_and_nt_xent_helpers():
 
 def test_ssl_knn_score_knn_mode(toy):
     images, _ = toy
-    params = detectors.make_params("ssl-knn", {**TOY_PARAMS["ssl-knn"], "epochs": 2, "score": "knn", "k": 5})
-    scores = detectors.score("ssl-knn", images, params, 0)
+    params = detectors.make_params("ssl-mcd", {**TOY_PARAMS["ssl-mcd"], "epochs": 2, "score": "knn", "k": 5})
+    scores = detectors.score("ssl-mcd", images, params, 0)
     assert scores.shape == (len(images),) and torch.isfinite(scores).all() and float(scores.min()) >= 0
 
 
 @pytest.mark.parametrize(
     "name, overrides, match",
     [
-        ("ssl-knn", {"k": 0}, "k must be positive"),
-        ("ssl-knn", {"epochs": -1}, "epochs must be positive"),
-        ("ssl-knn", {"min_crop": 1.5}, "min_crop must be in"),
-        ("ssl-knn", {"score": "lof"}, "score must be one of"),
-        ("ssl-knn", {"batch_size": 1}, "batch_size must be at least 2"),
+        ("ssl-mcd", {"k": 0}, "k must be positive"),
+        ("ssl-mcd", {"epochs": -1}, "epochs must be positive"),
+        ("ssl-mcd", {"min_crop": 1.5}, "min_crop must be in"),
+        ("ssl-mcd", {"score": "lof"}, "score must be one of"),
+        ("ssl-mcd", {"batch_size": 1}, "batch_size must be at least 2"),
         ("trimmed-ae", {"trim": 1.0}, "trim must be in"),
         ("trimmed-ae", {"rounds": -1}, "rounds must be >= 0"),
         ("trimmed-ae", {"width": 0}, "width must be positive"),
@@ -146,8 +146,8 @@ def test_bad_params_are_one_line_errors(name, overrides, match):
 
 
 def test_filter_specs_parse():
-    spec = filtering.parse("ssl-knn:0.3")
-    assert spec.detector == "ssl-knn" and spec.fraction == 0.3 and spec.params["components"] == 8
+    spec = filtering.parse("ssl-mcd:0.3")
+    assert spec.detector == "ssl-mcd" and spec.fraction == 0.3 and spec.params["components"] == 8
     spec = filtering.parse("trimmed-ae:0.2:trim=0.25,rounds=1")
     assert spec.params["trim"] == 0.25 and spec.params["rounds"] == 1
     spec = filtering.parse("ensemble:0.3:members=mean+mcd")
