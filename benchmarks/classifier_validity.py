@@ -1,4 +1,4 @@
-"""The inlier classifier's validity check (bench/validity.py) with and without degradation augmentation, side by side.
+"""The inlier classifier's validity check (bench/validity.py): the benchmark's classifier beside the paper's.
 
     PYTHONPATH=$PWD python benchmarks/classifier_validity.py --profile cpu --seeds 0,1,2 \\
         --data facemask=../shared/data/facemask12k --data facemask-synth:facemask=../shared/data/facemask-synth \\
