@@ -6,6 +6,7 @@ once (claims, bench/claims.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,10 +35,13 @@ TIMING = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb"}
 # ------------------------------------------------------------------------------------------------ the cluster
 
 
-def free_port() -> int:
+@contextlib.contextmanager
+def refused_port():
+    """A local port that refuses connections while the block runs: bound here and never listened on, so no other
+    process (a scheduler of a test running beside this one) can take it meanwhile."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 def _start(argv: list[str], log: Path) -> subprocess.Popen:
@@ -62,22 +66,35 @@ class Cluster:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.port = free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.address = ""  # set by start(): the scheduler takes a free port itself, never one chosen here and freed
         self.scheduler: subprocess.Popen | None = None
         self.workers: dict[str, subprocess.Popen] = {}
 
     def start(self, workers: dict[str, list[str]]) -> Cluster:
         """``workers``: name -> extra `dask worker` arguments (e.g. ["--resources", "GPU=1"])."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.scheduler = _start([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
-                                 str(self.port), "--no-dashboard"], self.folder / "scheduler.log")  # fmt: skip
+        info = self.folder / "scheduler.json"
+        self.scheduler = _start([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                 "--scheduler-file", str(info), "--no-dashboard"],
+                                self.folder / "scheduler.log")  # fmt: skip
+        self.address = self.wait_for_address(info)
         for name, extra in workers.items():
             self.workers[name] = _start([sys.executable, "-m", "dask", "worker", self.address, "--name", name,
                                          "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--no-dashboard", *extra],
                                         self.folder / f"worker-{name}.log")  # fmt: skip
         self.wait_for_workers(len(workers))
         return self
+
+    def wait_for_address(self, info: Path, timeout: float = 120) -> str:
+        """The address the scheduler wrote to its --scheduler-file once it listens."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.scheduler.poll() is None:
+            try:
+                return json.loads(info.read_text(encoding="utf-8"))["address"]
+            except (OSError, ValueError, KeyError):  # not written yet, or written halfway
+                time.sleep(0.2)
+        raise AssertionError(f"the Dask scheduler wrote no address to {info} (exit code {self.scheduler.poll()}):\n"
+                             f"{self.logs()}")  # fmt: skip
 
     def client(self):
         from distributed import Client
@@ -346,10 +363,10 @@ def test_a_killed_driver_is_rerun_without_recomputing_finished_cells(tmp_path, c
 
 @pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_error_line(tmp_path):
-    port = free_port()  # nothing listens there
-    t0 = time.monotonic()
-    r = run_bench(bench_args(tmp_path / "out", "--backend", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"))
-    took = time.monotonic() - t0
+    with refused_port() as port:  # nothing listens there
+        t0 = time.monotonic()
+        r = run_bench(bench_args(tmp_path / "out", "--backend", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"))
+        took = time.monotonic() - t0
     assert r.returncode == 2, r.stderr[-3000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"), r.stderr[-3000:]
