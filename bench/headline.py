@@ -4,15 +4,15 @@
 raise them without any robustness, so each row is checked for them (runs.csv columns, ``bench/scoring.py``):
 
 - **collapse**: a generator that draws a handful of clean images scores 100 % inliers. ``coverage`` (recall as a share
-  of the inlier-only oracle's) below :data:`MIN_COVERAGE` flags it ``collapsed``;
+  of the inlier-only oracle's) below :data:`MIN_COVERAGE` flags it ``low coverage`` (so does heavy blur);
 - **lost coverage**: a model that drops modes as the contamination grows (the outliers' and some inliers') keeps its
   index but loses variety. Recall below :data:`MIN_RECALL_KEPT` of the same model's mean recall at r = 0 (same
   protocol and settings) flags it ``lost coverage``;
 - **no capacity**: a model that cannot draw the contamination at all "refuses" it for free. Its capacity control
   (``--filter outliers-only``: the same model trained on the training outliers alone) should draw outliers; when
   fewer than :data:`MIN_CONTROL_OUTLIERS` % of the control's samples are called outliers, or when more than
-  :data:`MAX_RECON_PASSED` % of held-out real outliers pass as inliers once encoded and decoded by the model, the row is
-  flagged ``cannot draw outliers``.
+  :data:`MAX_RECON_PASSED` % of held-out real outliers pass as inliers once encoded and decoded by the model (trained at
+  r > 0: at r = 0 it has never seen one), the rows at r > 0 are flagged ``cannot draw outliers``.
 
 Blur and noise are not flags: the classifier is trained to see through them and checked to (``bench/validity.py``);
 a section whose classifier fails that check says so above its tables.
@@ -34,7 +34,7 @@ MAX_RECON_PASSED = 25.0
 ROBUST_INDEX = 0.8
 CONTROL_VARIANT = "filter=outliers-only"
 
-COLLAPSED, LOST_COVERAGE, NO_CAPACITY = "collapsed", "lost coverage", "cannot draw outliers"
+LOW_COVERAGE, LOST_COVERAGE, NO_CAPACITY = "low coverage", "lost coverage", "cannot draw outliers"
 
 
 def is_control(variant: object) -> bool:
@@ -57,7 +57,8 @@ def _num(v: object) -> float:
 def capacity(df: pd.DataFrame) -> pd.DataFrame:
     """Per (protocol, dataset, model, settings apart from the control): the mean % of the control cells' samples
     called outliers (``control_called_outliers``, NaN without a control) and the mean % of held-out real outliers
-    that pass as inliers through the model's encoder and decoder (``recon_passed``, NaN without an encoder)."""
+    that pass as inliers through the encoder and decoder of the model trained at r > 0 (``recon_passed``, NaN without
+    an encoder)."""
     cols = ["protocol_digest", "dataset", "model", "base_variant"]
     if df.empty:
         return pd.DataFrame(columns=[*cols, "control_called_outliers", "recon_passed"])
@@ -65,8 +66,14 @@ def capacity(df: pd.DataFrame) -> pd.DataFrame:
                   pct=pd.to_numeric(df.pct_inliers, errors="coerce"),
                   recon=pd.to_numeric(df.get("outlier_recon_pct_inliers"), errors="coerce"))  # fmt: skip
     control = d[d.control].groupby(cols).pct.mean().rsub(100.0).rename("control_called_outliers")
-    recon = d[~d.control].groupby(cols).recon.mean().rename("recon_passed")
+    recon = d[~d.control & (d.ratio > 0)].groupby(cols).recon.mean().rename("recon_passed")
     return pd.concat([control, recon], axis=1).reset_index()
+
+
+def cannot_draw(control_called_outliers: float, recon_passed: float) -> bool:
+    """Whether a model's capacity control or its reconstructions say it cannot draw the outliers (NaN = unknown)."""
+    control, recon = control_called_outliers, recon_passed
+    return (control == control and control < MIN_CONTROL_OUTLIERS) or (recon == recon and recon > MAX_RECON_PASSED)
 
 
 def flags(df: pd.DataFrame) -> pd.Series:
@@ -89,12 +96,10 @@ def flags(df: pd.DataFrame) -> pd.Series:
             continue
         cov, rec, rec0 = _num(r["coverage_"]), _num(r["recall_"]), _num(r["recall_at_0"])
         if cov == cov and cov < MIN_COVERAGE:
-            f.append(COLLAPSED)
+            f.append(LOW_COVERAGE)
         elif r["ratio"] > 0 and rec == rec and rec0 == rec0 and rec < MIN_RECALL_KEPT * rec0:
             f.append(LOST_COVERAGE)
-        control = _num(r.get("control_called_outliers"))
-        recon = _num(r.get("recon_passed"))
-        if (control == control and control < MIN_CONTROL_OUTLIERS) or (recon == recon and recon > MAX_RECON_PASSED):
+        if r["ratio"] > 0 and cannot_draw(_num(r.get("control_called_outliers")), _num(r.get("recon_passed"))):
             f.append(NO_CAPACITY)
         out.append(", ".join(f))
     return pd.Series(out, index=df.index, dtype=str)

@@ -726,13 +726,7 @@ def section_capacity(sec: Section) -> pd.DataFrame:
     return cap.sort_values(["order", "label"], kind="stable").reset_index(drop=True)
 
 
-def _cannot_draw(control: float, recon: float) -> bool:
-    return (control == control and control < headline.MIN_CONTROL_OUTLIERS) or (
-        recon == recon and recon > headline.MAX_RECON_PASSED
-    )
-
-
-FLAG_WORDS = (f"collapsed: coverage (recall / the oracle's) below {headline.MIN_COVERAGE:g}; lost coverage: recall "
+FLAG_WORDS = (f"low coverage: coverage (recall / the oracle's) below {headline.MIN_COVERAGE:g}; lost coverage: recall "
               f"below {headline.MIN_RECALL_KEPT:g} x the same model's at r = 0; cannot draw outliers: its capacity "
               f"control calls fewer than {headline.MIN_CONTROL_OUTLIERS:g} % of its samples outliers, or more than "
               f"{headline.MAX_RECON_PASSED:g} % of held-out real outliers pass as inliers through its encoder and "
@@ -799,7 +793,7 @@ def _capacity_table(sec: Section) -> Table | None:
         t.add(r.label, {"control: samples called outliers (%)": "" if control != control else f"{control:.1f}",
                         "control cells": str(r.n_control) if r.n_control else "",
                         "real outliers passing reconstruction (%)": "" if recon != recon else f"{recon:.1f}",
-                        "capacity": headline.NO_CAPACITY if _cannot_draw(control, recon) else "can draw outliers",
+                        "capacity": headline.NO_CAPACITY if headline.cannot_draw(control, recon) else "can draw outliers",
                         })  # fmt: skip
     return t
 

@@ -62,8 +62,8 @@ def closing_words(profile: str, data: list[Any]) -> str:
 
 
 # The flags' markers after a robustness cell (bench/headline.py): a marked cell is never called robust.
-MARKS = {flags_of.COLLAPSED: "C", flags_of.LOST_COVERAGE: "L", flags_of.NO_CAPACITY: "X"}
-LEGEND = (f"(C = collapsed: coverage below {flags_of.MIN_COVERAGE:g} of the oracle's; L = lost coverage: recall below "
+MARKS = {flags_of.LOW_COVERAGE: "C", flags_of.LOST_COVERAGE: "L", flags_of.NO_CAPACITY: "X"}
+LEGEND = (f"(C = low coverage (collapse, heavy blur): coverage below {flags_of.MIN_COVERAGE:g} of the oracle's; L = lost coverage: recall below "
           f"{flags_of.MIN_RECALL_KEPT:g} x its own at r = 0; X = cannot draw outliers: its capacity control or "
           f"reconstruction says so; a flagged row is never called robust, whatever its index)")  # fmt: skip
 
@@ -100,7 +100,7 @@ def _pivot(sec: Any, metric: str, digits: int, min_ratio: float | None = None, g
 
 def _capacity_lines(sec: Any) -> list[str]:
     """One line per model whose capacity was measured (its control, or its reconstruction of real outliers)."""
-    from bench.report import _cannot_draw, section_capacity
+    from bench.report import section_capacity
 
     cap = section_capacity(sec)
     if cap.empty:
@@ -113,7 +113,7 @@ def _capacity_lines(sec: Any) -> list[str]:
         control, recon = float(r.control_called_outliers), float(r.recon_passed)
         words = [f"control {control:5.1f} % called outliers" if control == control else "no control",
                  f"reconstruction {recon:5.1f} % passed" if recon == recon else "no encoder"]  # fmt: skip
-        verdict = f"  -> {flags_of.NO_CAPACITY.upper()}" if _cannot_draw(control, recon) else ""
+        verdict = f"  -> {flags_of.NO_CAPACITY.upper()}" if flags_of.cannot_draw(control, recon) else ""
         lines.append(f"  {r.label:{width}s}  " + "; ".join(words) + verdict)
     return lines
 

@@ -88,12 +88,12 @@ def test_a_collapsed_row_is_marked_and_never_robust(tmp_path):
     assert _row_of(index, "VQ-VAE").split()[-2:] == ["0.95", "X"]  # cannot draw outliers (its reconstruction)
     assert _row_of(index, "GAN").split()[-1] == "0.91"  # unflagged: no marker
     legend = index[-1]
-    assert legend.startswith("(C = collapsed") and "never called robust" in legend and "X = cannot draw" in legend
+    assert legend.startswith("(C = low coverage") and "never called robust" in legend and "X = cannot draw" in legend
     report.write_report(out)
     verdict = pd.read_csv(out / "report" / "table_facemask_verdict.csv", dtype=str, keep_default_na=False)
     rows = verdict.set_index(verdict.columns[0])
-    assert rows.loc["probe: collapsed (8 inliers)", "flags"] == "collapsed"
-    assert rows.loc["probe: collapsed (8 inliers)", "verdict"] == "flagged: collapsed"
+    assert rows.loc["probe: collapsed (8 inliers)", "flags"] == "low coverage"
+    assert rows.loc["probe: collapsed (8 inliers)", "verdict"] == "flagged: low coverage"
     assert rows.loc["VQ-VAE", "verdict"] == "flagged: cannot draw outliers"
     assert rows.loc["GAN", "verdict"] == "robust" and rows.loc["replay (no robustness)", "verdict"] == "not robust"
     assert list(verdict.columns[1:]) == ["r (%)", "index", "recall", "coverage", "flags", "verdict", "n"]
