@@ -86,7 +86,8 @@ class ReplayNoise(_Replay):
         return noise(replay_samples(self.images, n, seed), NOISE_SIGMA, torch.Generator().manual_seed(seed))
 
 
-@register_model("collapse", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference",
+# oracle=True: it reads the labels to pick clean images (the worst case of a collapse for the metric).
+@register_model("collapse", config=ReplayConfig, profiles=_ALL_PROFILES, kind="reference", oracle=True,
                 title="probe: collapsed (8 inliers)", bf16=False)  # fmt: skip
 class Collapse(_Replay):
     """Gaming probe: 8 training inliers repeated (a collapsed generator that happens to be clean)."""
