@@ -137,7 +137,8 @@ def test_mean_ci_hand_checked():
     assert report.mean_ci([5.0])[1] != report.mean_ci([5.0])[1]  # nan for one seed
 
 
-TIMING = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb"}
+# Not results: timings, and the code commit a process read at start (a commit landing mid-test changes it)
+TIMING = {"train_s", "sample_s", "eval_s", "img_per_s", "peak_rss_mb", "commit"}
 
 
 def test_dask_backend_gives_identical_rows(tmp_path):
