@@ -366,6 +366,12 @@ def _networks(model: GenerativeModel) -> dict[str, torch.nn.Module]:
 
 
 def check(name: str, progress: Progress = null_progress) -> CheckReport:
+    """Every item of the contract for model ``name``; its files live in a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
+        return _check(name, progress, Path(tmp))
+
+
+def _check(name: str, progress: Progress, tmp: Path) -> CheckReport:
     from bench import plugins
 
     t0 = time.perf_counter()
@@ -373,7 +379,6 @@ def check(name: str, progress: Progress = null_progress) -> CheckReport:
     report = CheckReport(name, f"{plugins.origin(spec.module)}, {spec.module}")
     items = report.items
     images, labels = tiny_data()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-check-"))
 
     def attempt(what: str, fn: Callable[[], str | None]) -> bool:
         try:
