@@ -134,7 +134,7 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 def test_a_collapsed_row_is_flagged_and_never_robust():
     df = frame([{"model": "collapse", "ratio": 30, "pct_inliers": 100.0, "recall": 0.02, "coverage": 0.02}])
     f = headline.flags(df)
-    assert f.iloc[0] == headline.COLLAPSED
+    assert f.iloc[0] == headline.LOW_COVERAGE
     assert headline.verdict(1.0, f.iloc[0]).startswith("flagged") and headline.verdict(0.9, "") == "robust"
 
 
