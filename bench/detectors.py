@@ -385,13 +385,20 @@ class MCDParams:
     description="robust Mahalanobis distance (scikit-learn MinCovDet) on whitened top-k principal components",
 )
 def _mcd(images: torch.Tensor, params: MCDParams, seed: int) -> torch.Tensor:
+    return robust_mahalanobis(images, params.k, seed, "mcd", params.support_fraction)
+
+
+def robust_mahalanobis(x: torch.Tensor, k: int, seed: int, detector: str,
+                       support_fraction: float | None = None) -> torch.Tensor:  # fmt: skip
+    """Robust Mahalanobis distance (scikit-learn MinCovDet) of each row of ``x`` (images or feature vectors) on its
+    whitened top-k principal components; a one-line BenchError naming ``detector`` when the fit is singular."""
     from sklearn.covariance import MinCovDet
 
-    z = whitened_pcs(images, params.k).numpy()
+    z = whitened_pcs(x, k).numpy()
     try:
-        mcd = MinCovDet(support_fraction=params.support_fraction, random_state=seed).fit(z)
+        mcd = MinCovDet(support_fraction=support_fraction, random_state=seed).fit(z)
     except ValueError as e:  # e.g. more than half the images identical: the robust covariance is singular
-        raise BenchError(f"detector mcd cannot fit these {len(z)} images ({e}): use another detector") from None
+        raise BenchError(f"detector {detector} cannot fit these {len(z)} images ({e}): use another detector") from None
     return torch.from_numpy(mcd.mahalanobis(z))
 
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import fields as _fields
-from bench.detectors import register_detector, whitened_pcs
+from bench.detectors import register_detector, robust_mahalanobis
 from bench.errors import BenchError
 
 # ---- shared pieces -------------------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def knn_cosine_scores(emb: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class SSLKNNParams:
+class SSLParams:
     epochs: int = 20  # passes over the training images (two views each); ~4 s each for 4,300 32 px images, 1 core
     batch_size: int = 256  # images per contrastive batch (2 x that many views)
     width: int = 32  # channels of the first conv layer (then 2w, 4w, 4w)
@@ -174,7 +174,7 @@ class SSLKNNParams:
         _fields.require_choice(self, "embedding", ("backbone", "projection"))
 
 
-def ssl_embedding(images: torch.Tensor, params: SSLKNNParams, seed: int) -> torch.Tensor:
+def ssl_embedding(images: torch.Tensor, params: SSLParams, seed: int) -> torch.Tensor:
     """Train the SimCLR encoder on ``images`` (uint8) and return their embeddings (float32 N x d, not normalised)."""
     x = _to_float(images)
     gen = torch.Generator().manual_seed(seed)
@@ -196,11 +196,11 @@ def ssl_embedding(images: torch.Tensor, params: SSLKNNParams, seed: int) -> torc
 
 @register_detector(
     "ssl-mcd",
-    params=SSLKNNParams,
+    params=SSLParams,
     cheap=False,
     description="SimCLR-trained small CNN on the training set itself; robust Mahalanobis (or k-NN) in its embedding",
 )
-def _ssl_knn(images: torch.Tensor, params: SSLKNNParams, seed: int) -> torch.Tensor:
+def _ssl_mcd(images: torch.Tensor, params: SSLParams, seed: int) -> torch.Tensor:
     """Self-supervised features of the contaminated set (SimCLR, Chen et al. 2020), then a label-free score in them.
 
     ``score="mcd"`` (default) L2-normalises the embeddings, fits a robust covariance (MinCovDet) on the least
@@ -212,20 +212,7 @@ def _ssl_knn(images: torch.Tensor, params: SSLKNNParams, seed: int) -> torch.Ten
     emb = ssl_embedding(images, params, seed)
     if params.score == "knn":
         return knn_cosine_scores(emb, params.k)
-    return _mcd_scores(F.normalize(emb.double(), dim=1), params.components, seed, "ssl-mcd")
-
-
-def _mcd_scores(features: torch.Tensor, k: int, seed: int, name: str) -> torch.Tensor:
-    """Robust Mahalanobis distance (scikit-learn MinCovDet) on the whitened top-k principal components of rows."""
-    from sklearn.covariance import MinCovDet
-
-    flat = features.reshape(features.shape[0], -1, 1, 1)
-    z = whitened_pcs(flat, k).numpy()
-    try:
-        mcd = MinCovDet(random_state=seed).fit(z)
-    except ValueError as e:
-        raise BenchError(f"detector {name} cannot fit a robust covariance to {len(z)} images ({e})") from None
-    return torch.from_numpy(mcd.mahalanobis(z))
+    return robust_mahalanobis(F.normalize(emb.double(), dim=1), params.components, seed, "ssl-mcd")
 
 
 # ---- trimmed-ae ----------------------------------------------------------------------------------------------------
@@ -374,7 +361,7 @@ def _ensemble(images: torch.Tensor, params: EnsembleParams, seed: int) -> torch.
 __all__ = [
     "ConvAutoencoder",
     "EnsembleParams",
-    "SSLKNNParams",
+    "SSLParams",
     "SmallEncoder",
     "TrimmedAEParams",
     "augment",
