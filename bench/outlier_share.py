@@ -56,7 +56,7 @@ def _point(x: np.ndarray, seed: int) -> float:
         return 0.0
     upper = int(np.argmax(two.means_.ravel()))
     share = float((two.predict_proba(col)[:, upper] > 0.5).mean())
-    return min(share, MAX_SHARE) if share <= 0.5 + 1e-9 else 0.0
+    return share if share <= MAX_SHARE else 0.0  # an upper component holding the majority is not the outliers
 
 
 def estimate_share(scores: torch.Tensor, seed: int = 0, bootstrap: int = BOOTSTRAP) -> ShareEstimate:
