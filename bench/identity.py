@@ -35,7 +35,8 @@ from bench.registries import BUILT_IN
 
 # Bump when the pipeline changes what a cell computes (split assembly, evaluation, sample count): old cells then stop
 # matching and are reported as stale instead of being reused.
-PROTOCOL_VERSION = 3  # 3: the validated classifier (bench/validity.py) and the coverage columns
+PROTOCOL_VERSION = 4  # 4: the classifier that passes validity on every seed (cosine rate, heavier augmentation)
+# 3: the validated classifier (bench/validity.py) and the coverage columns
 EVAL_KEYS_IGNORED = ("feature_batch", "inception_weights")  # batching and a weights path do not change a number
 
 

@@ -33,6 +33,7 @@ PAPER_CLASSIFIER = {
     "classifier_width": 1,
     "classifier_padding": 0,
     "classifier_epochs": 15,
+    "classifier_lr_schedule": "constant",
 }
 
 

@@ -31,7 +31,7 @@ from bench.progress import Progress, null_progress
 
 INLIER, OUTLIER = 0, 1
 # Bump when the architecture or the training procedure changes: old cache entries then stop matching.
-ARCHITECTURE_VERSION = "inlier-cnn-v3"  # v3: augmentation scaled with the image size
+ARCHITECTURE_VERSION = "inlier-cnn-v4"  # v4: cosine learning rate, heavier augmentation (v3: scaled with the size)
 EMBEDDING_DIM = 128
 
 
@@ -85,7 +85,8 @@ def _to_float(images_uint8: torch.Tensor) -> torch.Tensor:
 def train_classifier(
     images_uint8, is_outlier_bool, cfg: EvalConfig, seed: int, progress: Progress = null_progress
 ) -> InlierCNN:
-    """Train the CNN with Adam and cross-entropy on a labelled split; returns it in eval mode.
+    """Train the CNN with Adam and cross-entropy on a labelled split (the learning rate annealed to zero on a cosine
+    unless ``cfg.classifier_lr_schedule`` is "constant"); returns it in eval mode.
 
     The split should be balanced (paper §4.3: "the same number of inliers and outliers") and disjoint from
     every generator's training images; that is the caller's data protocol. Both classes must be present.
@@ -107,6 +108,10 @@ def train_classifier(
         torch.manual_seed(seed)
         net = InlierCNN(images.shape[2], images.shape[1], cfg.classifier_width, cfg.classifier_padding)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.classifier_lr)
+        steps = cfg.classifier_epochs * -(-len(images) // cfg.classifier_batch)
+        schedule = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cfg.classifier_lr_schedule == "cosine" else None
+        )
         gen = torch.Generator().manual_seed(seed)
         net.train()
         with progress(total=cfg.classifier_epochs, desc="inlier classifier training, epoch") as bar:
@@ -119,6 +124,8 @@ def train_classifier(
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
+                    if schedule is not None:
+                        schedule.step()
                 bar.update(1)
     return net.eval()
 
@@ -136,6 +143,7 @@ def classifier_cache_key(images_uint8, is_outlier_bool, cfg: EvalConfig, seed: i
         "augment": cfg.classifier_augment,
         "width": cfg.classifier_width,
         "padding": cfg.classifier_padding,
+        "schedule": cfg.classifier_lr_schedule,
         "seed": seed,
     }
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
