@@ -3,6 +3,8 @@
     PYTHONPATH=$PWD python benchmarks/outlier_share.py --detectors mcd --ratios 0,10,20,30 --seeds 0,1,2 \\
         --data facemask12k:facemask=../shared/data/facemask12k --data facemask-synth:facemask=../shared/data/facemask-synth \\
         --out results/share --markdown share.md
+    # the occluders stand-in: --data occluders:corrupted=../shared/data/facemask12k/without_mask \\
+    #     --set data.corrupted.corruption=occluders
 
 For each split of the ``cpu`` profile (or ``--profile``): the detector's AUC, r-hat with its 95 % bootstrap interval,
 precision / recall of dropping the top r (the oracle fraction) and the top r-hat, and the seconds to score and to
@@ -31,14 +33,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", action="append", required=True, metavar="[LABEL:]DATASET=ROOT")
     p.add_argument("--out", default="results/share")
     p.add_argument("--markdown", default=None)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a profile setting, as bench run takes it (e.g. data.corrupted.corruption=occluders)",
+    )
     args = p.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.set)
     rows = []
     for item in args.data:
         name, _, root = item.partition("=")
         label, _, dataset = name.rpartition(":")
         for r in (float(x) for x in args.ratios.split(",")):
             for seed in (int(s) for s in args.seeds.split(",")):
-                split = api.build_split(dataset, r, seed, profile=args.profile, data_root=root, out=args.out)
+                split = api.build_split(
+                    dataset, r, seed, profile=args.profile, data_root=root, out=args.out, overrides=overrides
+                )
                 labels = split.train_is_outlier.bool()
                 for det in args.detectors.split(","):
                     t0 = time.perf_counter()
