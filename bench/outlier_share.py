@@ -14,8 +14,8 @@ scattered symmetrically about their most common score, and the outliers the exce
 
 It estimates what the detector separates: outliers the detector scores like inliers sit around the mode and are not
 counted, so with a weak detector r-hat is a lower bound of r. Inliers whose scores have a long right tail on this
-scale are counted as outliers. A two-component Gaussian mixture of the log scores, the first rule tried, returned 0
-at r = 10-20 % on every stand-in: the inliers' own skew took the second component.
+scale are counted as outliers. Why not a two-component mixture of the scores: on the stand-ins the inliers' own skew
+takes the second component, and a Gaussian mixture of the log scores reads 0 at r = 10-20 %.
 ``--filter DETECTOR:auto`` drops the top r-hat of the training set.
 """
 
