@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", action="append", required=True, metavar="[LABEL:]DATASET=ROOT")
     p.add_argument("--out", default="results/validity")
     p.add_argument("--markdown", default=None, help="also write the tables to this file")
+    p.add_argument("--csv", default=None, help="also write every (stand-in, seed, classifier, degradation) row here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # small convnets: more threads than free cores only spin
     rows = []
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
     df = pd.DataFrame(rows)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
     text = [f"Share called inliers (%) of the held-out real inliers / outliers after each degradation; a gated row "
             f"passes with inliers >= {MIN_INLIERS_KEPT:g} and outliers <= {MAX_OUTLIERS_PASSED:g}. Mean over seeds "
             f"{args.seeds} (min / max in brackets where seeds differ); profile {args.profile}.", ""]  # fmt: skip
