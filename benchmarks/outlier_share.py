@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import api, detectors
+from bench.cli import _overrides as cli_overrides
 from bench.outlier_share import estimate_share
 
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a profile setting, as bench run takes it (e.g. data.corrupted.corruption=occluders)",
     )
     args = p.parse_args(argv)
-    overrides = dict(item.split("=", 1) for item in args.set)
+    overrides = cli_overrides(args.set)  # bench run's own --set parsing: typed values, one-line error
     rows = []
     for item in args.data:
         name, _, root = item.partition("=")
