@@ -142,7 +142,24 @@ def _run(job: CellJob, progress: Progress) -> CellRecord:
     model_name = f"model '{cell.model}'" + ("" if builtin else f" ({plugins.origin(spec.module)})")
     model = spec.build(profile.name, profile.data.size, profile.models.get(cell.model))
     filter_spec = filtering.FilterSpec.from_dict(job.filter)
-    train = filtering.training_set(split, filter_spec, cell.seed, store.cache_dir, progress)
+    fit_cfg = FitConfig(seed=cell.seed, checkpoint=None, device=profile.run.device,
+                        precision=spec.training_precision(profile.run.precision))  # fmt: skip
+    if filter_spec is not None and filter_spec.self_trim:
+
+        def fit_and_score(images: torch.Tensor, is_outlier: torch.Tensor, round_: int) -> torch.Tensor:
+            """One trimming round: a fresh model, fitted (no checkpoint: a killed cell redoes its rounds), scores
+            every training image."""
+            scorer = spec.build(profile.name, profile.data.size, profile.models.get(cell.model))
+            torch.manual_seed(cell.seed)
+            _guarded(lambda: scorer.fit(images, is_outlier, fit_cfg, progress), f"{model_name}, in fit", builtin)
+            return _guarded(lambda: scorer.training_scores(split.train_images), f"{model_name}, in training_scores",
+                            builtin)  # fmt: skip
+
+        t0 = time.perf_counter()
+        train = filtering.trimmed_training_set(split, filter_spec, cell.seed, fit_and_score, progress)
+        train.report["filter_fit_s"] = round(time.perf_counter() - t0, 2)
+    else:
+        train = filtering.training_set(split, filter_spec, cell.seed, store.cache_dir, progress)
     store.begin_cell(folder, {
         "cell": dataclasses.asdict(cell), "config_digest": job.identity.config_digest,
         "settings_digest": job.identity.settings_digest, "variant": job.identity.variant,
@@ -155,8 +172,7 @@ def _run(job: CellJob, progress: Progress) -> CellRecord:
     torch.manual_seed(cell.seed)
     note(progress, f"fit on {len(train.images)} training images ({int(train.is_outlier.sum())} outliers)")
     t0 = time.perf_counter()
-    fit_cfg = FitConfig(seed=cell.seed, checkpoint=checkpoint, device=profile.run.device,
-                        precision=spec.training_precision(profile.run.precision))  # fmt: skip
+    fit_cfg = dataclasses.replace(fit_cfg, checkpoint=checkpoint)
     result = _guarded(lambda: FitResult.coerce(model.fit(train.images, train.is_outlier, fit_cfg, progress),
                                                len(train.images)), f"{model_name}, in fit", builtin)  # fmt: skip
     train_s = time.perf_counter() - t0

@@ -10,6 +10,11 @@ cached per (split, detector settings, seed), so every model behind the same filt
 ``--filter DETECTOR:auto`` drops the share of outliers estimated from the detector's own scores
 (``bench/outlier_share.py``), so the user need not know r; the estimate and its interval are in the cell's report.
 
+``--filter self-trim:FRACTION[:rounds=K]`` (or ``self-trim:auto``) is trimmed likelihood with the model's own score
+instead of a detector's: fit the model on every training image, score each by the model's ``training_scores`` (the
+VQ models: the PixelCNN prior's negative log-likelihood of its code grid), drop the ``FRACTION`` it finds least likely,
+refit on the rest; K rounds, then the cell's model trains on the last kept set. Only models with a score take it.
+
 ``--filter outliers-only`` is the capacity control, not a filter: the model trains on the split's training outliers
 alone (it reads the labels by design, as the oracle reference does). Its samples should be called outliers; a model
 whose control samples are called inliers cannot draw the contamination, so its robustness index says little. It is
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +37,23 @@ from bench import atomic
 from bench.detectors import flag_metrics, top_fraction
 from bench.errors import BenchError
 from bench.outlier_share import estimate_share
-from bench.progress import Progress, null_progress
+from bench.progress import Progress, note, null_progress
 
 CAPACITY_CONTROL = "outliers-only"
+SELF_TRIM = "self-trim"
 
 
 AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class SelfTrimParams:
+    rounds: int = 1  # fit, score, drop rounds before the cell's own fit (1: the model is trained twice)
+
+    def __post_init__(self) -> None:
+        from bench import fields
+
+        fields.require_positive(self, ["rounds"])
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,11 @@ class FilterSpec:
     @property
     def capacity_control(self) -> bool:
         return self.detector == CAPACITY_CONTROL
+
+    @property
+    def self_trim(self) -> bool:
+        """Trimmed likelihood with the model's own score (the model is fitted in the filter's rounds)."""
+        return self.detector == SELF_TRIM
 
     @property
     def label(self) -> str:
@@ -87,7 +109,8 @@ def parse(text: str) -> FilterSpec | None:
     if len(parts) < 2:
         raise BenchError(f"bad --filter '{text}': {usage} (detectors: {', '.join(detectors.names())})")
     name, frac_text = parts[0].strip(), parts[1].strip()
-    detectors.get(name)
+    if name != SELF_TRIM:
+        detectors.get(name)
     fraction: float | None = None
     if frac_text != AUTO:
         try:
@@ -105,7 +128,12 @@ def parse(text: str) -> FilterSpec | None:
             if not eq or not key.strip():
                 raise BenchError(f"bad --filter '{text}': parameter '{item}' is not key=value; {usage}")
             overrides[key.strip()] = parse_value(raw.strip())
-    params = detectors.make_params(name, overrides)
+    if name == SELF_TRIM:
+        from bench import fields
+
+        params: Any = fields.build(SelfTrimParams, overrides, SELF_TRIM)
+    else:
+        params = detectors.make_params(name, overrides)
     return FilterSpec(name, fraction, dataclasses.asdict(params), overrides)
 
 
@@ -150,7 +178,15 @@ def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path
             raise BenchError(f"--filter {CAPACITY_CONTROL} needs training outliers: the split at r = {split.ratio:g} % "
                              f"has none (run the control at a ratio above 0)")  # fmt: skip
         return TrainingSet(images[labels], labels[labels], {"filter": spec.label, "n_train_kept": int(labels.sum())})
+    if spec.self_trim:
+        raise BenchError(f"--filter {spec.label} needs the model: use trimmed_training_set")
     scores = _scores(spec, images, split.split_hash, seed, cache_dir, progress)
+    return _drop_top(spec, images, labels, scores, seed)
+
+
+def _drop_top(spec: FilterSpec, images: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, seed: int,
+              extra: dict[str, Any] | None = None) -> TrainingSet:  # fmt: skip
+    """The images minus the filter's fraction (or its estimated share) of the highest ``scores``, with the report."""
     estimate = None if spec.fraction is not None else estimate_share(scores, seed)
     fraction = spec.fraction if estimate is None else estimate.share
     dropped = top_fraction(scores, fraction)
@@ -166,5 +202,32 @@ def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path
         "filter_auc": m["auc"],
         "n_train_kept": n_kept,
         "kept_outlier_share": float(labels[keep].float().mean()) if n_kept else None,
+        **(extra or {}),
     }
     return TrainingSet(images[keep], labels[keep], report)
+
+
+FitAndScore = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def trimmed_training_set(split: Any, spec: FilterSpec, seed: int, fit_and_score: FitAndScore,
+                         progress: Progress = null_progress) -> TrainingSet:  # fmt: skip
+    """Trimmed likelihood with the model's own score (``--filter self-trim``): ``rounds`` times, fit a fresh model on
+    the kept images and score every training image with it, then keep all but the fraction it finds least likely
+    (the first round fits on everything). ``fit_and_score(kept_images, kept_is_outlier, round) -> scores`` is the
+    runner's: the labels go to ``fit`` for its reports only, as in any cell. The report's precision / recall / AUC are
+    those of the last round's scores; ``rounds_recall`` lists every round's recall."""
+    images, labels = split.train_images, split.train_is_outlier.bool()
+    rounds = int(spec.params["rounds"])
+    kept = TrainingSet(images, labels, {})
+    recalls = []
+    for k in range(rounds):
+        note(progress, f"filter {spec.label}: round {k + 1}/{rounds}, fitting the model on {len(kept.images)} images")
+        scores = torch.as_tensor(fit_and_score(kept.images, kept.is_outlier, k)).detach().double().flatten()
+        if scores.numel() != len(images) or not torch.isfinite(scores).all():
+            raise BenchError(f"--filter {spec.label}: the model's training_scores gave {scores.numel()} scores "
+                             f"(need {len(images)} finite ones)")  # fmt: skip
+        kept = _drop_top(spec, images, labels, scores, seed)
+        recalls.append(kept.report["filter_recall"])
+    kept.report["rounds_recall"] = recalls
+    return kept

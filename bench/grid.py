@@ -119,6 +119,10 @@ def plan(spec: GridSpec) -> list[PlannedCell]:
                             continue  # a filter in front of a replay generator is not a method
                         if filt is not None and filt.capacity_control and r == 0:
                             continue  # no training outliers to train the control on
+                        if filt is not None and filt.self_trim and not registry.get(m).cls.scores_training_images():
+                            raise BenchError(f"--filter {filt.label} refits the model by its own score, and model "
+                                             f"'{m}' has none (training_scores): drop it from --models or put it "
+                                             f"behind a detector, e.g. --filter mcd:auto")  # fmt: skip
                         cell = Cell(ds, m, float(r), int(s))
                         ident = identity.identify(spec.profile, ds, m, r, s, sources[ds],
                                                   None if filt is None else filt.to_dict())  # fmt: skip
@@ -178,7 +182,9 @@ def prepare(spec: GridSpec, planned: list[PlannedCell], progress: Progress = nul
             note(progress, f"{c.dataset} seed {c.seed}: {evaluator.validity.summary()}")
         for filt in {p.job.filter["label"]: p.job.filter for p in todo if p.job.filter and p.cell.dataset == c.dataset
                      and p.cell.ratio == c.ratio and p.cell.seed == c.seed}.values():  # fmt: skip
-            filtering.training_set(split, filtering.FilterSpec.from_dict(filt), c.seed, spec.store.cache_dir, progress)
+            filt_spec = filtering.FilterSpec.from_dict(filt)
+            if filt_spec is not None and not filt_spec.self_trim:  # self-trim fits the cell's model: in the cell
+                filtering.training_set(split, filt_spec, c.seed, spec.store.cache_dir, progress)
     return tables_written
 
 

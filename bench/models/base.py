@@ -134,6 +134,18 @@ class GenerativeModel(abc.ABC):
         contamination at all?). None (the default): the model has no encoder."""
         return None
 
+    def training_scores(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Optional, the model's own label-free outlier score of uint8 ``images`` after ``fit``: float, one per image,
+        higher = less likely under the model (e.g. a negative log-likelihood). ``--filter self-trim:F`` uses it to
+        refit the model without the images it finds least likely (trimmed likelihood). None (the default): the model
+        has no such score, and cannot be put behind that filter."""
+        return None
+
+    @classmethod
+    def scores_training_images(cls) -> bool:
+        """Whether the class overrides ``training_scores`` (checked before a grid starts, without building it)."""
+        return cls.training_scores is not GenerativeModel.training_scores
+
     def save(self, path: str | Path) -> None:
         atomic.torch_save(
             path,

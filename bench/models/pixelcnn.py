@@ -130,6 +130,13 @@ class GatedPixelCNN(nn.Module):
             logits = F.linear(x, out.weight.flatten(1), out.bias)
         return F.cross_entropy(P.widen(logits), idx.reshape(-1))
 
+    @torch.inference_mode()
+    def nll_per_grid(self, idx: torch.Tensor) -> torch.Tensor:
+        """-log p(grid) in nats for each index grid B x H x W: the per-position NLLs of ``loss``, summed over the grid
+        (the autoregressive factorisation, van den Oord et al. 2016, eq. 1), in fp32."""
+        logits = self(idx)
+        return F.cross_entropy(logits, idx, reduction="none").flatten(1).sum(1)
+
     # -- sampling --
     @staticmethod
     def _draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

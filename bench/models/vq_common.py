@@ -499,6 +499,16 @@ class VQModelBase(GenerativeModel):
         return torch.cat(parts) if parts else images[:0].clone()
 
     @torch.inference_mode()
+    def training_scores(self, images: torch.Tensor) -> torch.Tensor:
+        """-log p(z) in nats of each image's code grid under the PixelCNN prior (``nll_per_grid``): the prior term of
+        the model's log-likelihood (the decoder's term is a fixed-variance reconstruction error, which the detectors'
+        page shows barely sees the masks). Without a prior (``prior_epochs`` 0) every grid scores alike."""
+        self.prior.eval()
+        idx = self.latent_indices(images).to(self.device)
+        step = self.cfg.sample_batch_size
+        return torch.cat([self.prior.nll_per_grid(idx[i : i + step]).double().cpu() for i in range(0, len(idx), step)])
+
+    @torch.inference_mode()
     def sample(self, n: int, seed: int) -> torch.Tensor:
         self.prior.eval()
         gen = torch.Generator().manual_seed(seed)
