@@ -200,8 +200,9 @@ def _overrides(sets) -> dict:
 @click.option("--backend", default=None, help="loky or dask (default: run.backend, loky)")
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
 @click.option("--filter", "filters", multiple=True, metavar="DETECTOR:FRACTION",
-              help="train behind a label-free outlier filter, e.g. pca:0.3 (repeatable; 'none' = unfiltered; "
-                   "default: run.filters)")  # fmt: skip
+              help="train behind a label-free outlier filter, e.g. pca:0.3, mcd:auto (estimated share) or "
+                   "self-trim:0.3 (the model's own score, refitted); repeatable; 'none' = unfiltered; "
+                   "outliers-only = the capacity control (default: run.filters)")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="list the cells (done / todo / stale) and exit")
 @click.option("--print-config", is_flag=True,
               help="print the fully resolved configuration as TOML, the grid's selection included, and exit "
