@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,8 +147,20 @@ class TrainingSet:
     report: dict[str, Any]
 
 
-def _scores(spec: FilterSpec, images: torch.Tensor, split_hash: str, seed: int, cache_dir: Path,
-            progress: Progress) -> torch.Tensor:  # fmt: skip
+@dataclass(frozen=True)
+class DetectorScores:
+    """A detector's scores of one split's training images, and the seconds its fit and scoring took (when it ran:
+    the cache keeps them)."""
+
+    scores: torch.Tensor
+    seconds: float | None
+    cached: bool
+
+
+def detector_scores(spec: FilterSpec, images: torch.Tensor, split_hash: str, seed: int, cache_dir: Path,
+                    progress: Progress = null_progress) -> DetectorScores:  # fmt: skip
+    """The filter's detector scores of ``images``, read from ``cache_dir/detectors`` when this split, detector
+    setting and seed were scored before (by a cell or a benchmark), else computed and cached."""
     from bench import detectors
 
     key = hashlib.sha256(
@@ -156,15 +169,17 @@ def _scores(spec: FilterSpec, images: torch.Tensor, split_hash: str, seed: int, 
     path = Path(cache_dir) / "detectors" / f"{spec.detector}-{key[:24]}.pt"
     blob = atomic.load_keyed(path, key)
     if blob is not None:
-        return blob["scores"]
+        return DetectorScores(blob["scores"], blob.get("seconds"), True)
     params = detectors.make_params(spec.detector, spec.params)
+    t0 = time.perf_counter()
     with progress(total=1, desc=f"filter: fitting detector {spec.detector} on {len(images)} training images") as bar:
         scores = detectors.get(spec.detector).score(images, params, seed)
         bar.update(1)
+    seconds = round(time.perf_counter() - t0, 2)
     if scores.numel() != len(images) or not torch.isfinite(scores).all():
         raise BenchError(f"detector {spec.detector} returned {scores.numel()} scores (need {len(images)} finite ones)")
-    atomic.torch_save(path, {"key": key, "scores": scores})
-    return scores
+    atomic.torch_save(path, {"key": key, "scores": scores, "seconds": seconds})
+    return DetectorScores(scores, seconds, False)
 
 
 def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path,
@@ -180,8 +195,8 @@ def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path
         return TrainingSet(images[labels], labels[labels], {"filter": spec.label, "n_train_kept": int(labels.sum())})
     if spec.self_trim:
         raise BenchError(f"--filter {spec.label} needs the model: use trimmed_training_set")
-    scores = _scores(spec, images, split.split_hash, seed, cache_dir, progress)
-    return _drop_top(spec, images, labels, scores, seed)
+    scored = detector_scores(spec, images, split.split_hash, seed, cache_dir, progress)
+    return _drop_top(spec, images, labels, scored.scores, seed, {"filter_fit_s": scored.seconds})
 
 
 def _drop_top(spec: FilterSpec, images: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, seed: int,

@@ -8,12 +8,16 @@
 
 For each split of the ``cpu`` profile (or ``--profile``): the detector's AUC, r-hat with its 95 % bootstrap interval,
 precision / recall of dropping the top r (the oracle fraction) and the top r-hat, and the seconds to score and to
-estimate. Labels are used only to judge.
+estimate. Labels are used only to judge. Scores are cached as a grid's ``--filter`` caches them (``--out`` a grid's
+results folder reuses its detector fits, and its later filtered cells reuse the benchmark's); the seconds are those of
+the fit that computed them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -22,7 +26,9 @@ import pandas as pd
 
 from bench import api, detectors
 from bench.cli import _overrides as cli_overrides
+from bench.filtering import FilterSpec, detector_scores
 from bench.outlier_share import estimate_share
+from bench.store import ResultsStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     overrides = cli_overrides(args.set)  # bench run's own --set parsing: typed values, one-line error
+    cache_dir = ResultsStore(Path(args.out)).cache_dir  # a grid's filter cache: scores computed there are reused
     rows = []
     for item in args.data:
         name, _, root = item.partition("=")
@@ -54,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 labels = split.train_is_outlier.bool()
                 for det in args.detectors.split(","):
-                    t0 = time.perf_counter()
-                    scores = detectors.score(det, split.train_images, None, seed)
-                    score_s = time.perf_counter() - t0
+                    spec = FilterSpec(det, None, dataclasses.asdict(detectors.make_params(det)), {})
+                    scored = detector_scores(spec, split.train_images, split.split_hash, seed, cache_dir)
+                    scores, score_s = scored.scores, scored.seconds if scored.seconds is not None else math.nan
                     t0 = time.perf_counter()
                     est = estimate_share(scores, seed)
                     est_s = time.perf_counter() - t0
@@ -79,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     def pr(p, r):
         return "-" if p != p or p is None else f"{p:.2f} / {r:.2f}" if r == r and r is not None else f"{p:.2f} / -"
 
+    def seconds(g):  # the scoring fits' own seconds (cached scores keep them; older caches did not)
+        s = (g.score_s + g.estimate_s).mean()
+        return "-" if s != s else f"{s:.1f}"
+
     for (data, det, r), g in df.groupby(["data", "detector", "r"], sort=False):
         hats = "; ".join(
             f"{100 * e:.1f} [{100 * lo:.1f}-{100 * hi:.1f}]" for e, lo, hi in zip(g.estimate, g.low, g.high)
@@ -87,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {data} | {det} | {r:g} | {hats} | {auc.mean():.3f} | "
                      f"{pr(g.p_at_r.astype(float).mean(), g.r_at_r.astype(float).mean())} | "
                      f"{pr(g.p_at_hat.astype(float).mean(), g.r_at_hat.astype(float).mean())} | "
-                     f"{(g.score_s + g.estimate_s).mean():.1f} |")  # fmt: skip
+                     f"{seconds(g)} |")  # fmt: skip
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -205,6 +205,15 @@ def test_second_call_reads_the_cache(tmp_path, monkeypatch):
     second = filtering.training_set(split, spec, 0, tmp_path)
     assert torch.equal(second.images, first.images) and second.report == first.report
     assert list((tmp_path / "detectors").glob("pca-*.pt")) == files
+    assert first.report["filter_fit_s"] >= 0  # the fit's seconds travel with the cached scores
+
+
+def test_detector_scores_says_whether_it_read_the_cache(tmp_path):
+    spec, split = filtering.parse("pca:0.2:k=2"), mixed_split(20, 5)
+    fresh = filtering.detector_scores(spec, split.train_images, split.split_hash, 0, tmp_path)
+    again = filtering.detector_scores(spec, split.train_images, split.split_hash, 0, tmp_path)
+    assert not fresh.cached and again.cached and again.seconds == fresh.seconds
+    assert torch.equal(again.scores, fresh.scores)
 
 
 @pytest.mark.parametrize("change", ["split_hash", "seed", "params"])
