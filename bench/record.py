@@ -63,6 +63,7 @@ class FilterReport:
     filter_auc: float | None = None
     n_train_kept: int | None = None
     filter_fraction: float | None = None  # the fraction dropped (estimated for DETECTOR:auto)
+    filter_fit_s: float | None = None  # seconds the detector's fit (or self-trim's rounds) took, once per split
 
 
 @dataclass(frozen=True)
