@@ -238,7 +238,11 @@ def trimmed_training_set(split: Any, spec: FilterSpec, seed: int, fit_and_score:
     recalls = []
     for k in range(rounds):
         note(progress, f"filter {spec.label}: round {k + 1}/{rounds}, fitting the model on {len(kept.images)} images")
-        scores = torch.as_tensor(fit_and_score(kept.images, kept.is_outlier, k)).detach().double().flatten()
+        given = fit_and_score(kept.images, kept.is_outlier, k)
+        if given is None:
+            raise BenchError(f"--filter {spec.label}: the model's training_scores returned None (it has no score: "
+                             f"put it behind a detector, e.g. --filter mcd:auto)")  # fmt: skip
+        scores = torch.as_tensor(given).detach().double().flatten()
         if scores.numel() != len(images) or not torch.isfinite(scores).all():
             raise BenchError(f"--filter {spec.label}: the model's training_scores gave {scores.numel()} scores "
                              f"(need {len(images)} finite ones)")  # fmt: skip

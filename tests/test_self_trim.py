@@ -85,6 +85,11 @@ def test_a_score_of_the_wrong_size_is_refused():
         filtering.trimmed_training_set(split, filtering.parse("self-trim:0.2"), 0, lambda x, y, k: torch.zeros(3))
 
 
+def test_a_model_without_a_score_is_refused():
+    with pytest.raises(BenchError, match="returned None"):
+        filtering.trimmed_training_set(mixed_split(), filtering.parse("self-trim:0.2"), 0, lambda x, y, k: None)
+
+
 def test_training_set_refuses_self_trim(tmp_path):
     with pytest.raises(BenchError, match="needs the model"):
         filtering.training_set(mixed_split(), filtering.parse("self-trim:0.2"), 0, tmp_path)
