@@ -10,6 +10,7 @@ in ``fit`` or ``sample`` stops the cell with one line naming the model and the p
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import resource
 import time
@@ -156,7 +157,10 @@ def _run(job: CellJob, progress: Progress) -> CellRecord:
                             builtin)  # fmt: skip
 
         t0 = time.perf_counter()
-        train = filtering.trimmed_training_set(split, filter_spec, cell.seed, fit_and_score, progress)
+        model_key = json.dumps([cell.model, dataclasses.asdict(model.cfg), fit_cfg.precision, profile.run.device,
+                                profile.run.threads], sort_keys=True, default=str)  # fmt: skip
+        train = filtering.trimmed_training_set(split, filter_spec, cell.seed, fit_and_score, progress,
+                                               store.cache_dir, model_key)  # fmt: skip
         train.report["filter_fit_s"] = round(time.perf_counter() - t0, 2)
     else:
         train = filtering.training_set(split, filter_spec, cell.seed, store.cache_dir, progress)

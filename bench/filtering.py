@@ -226,19 +226,29 @@ FitAndScore = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
 def trimmed_training_set(split: Any, spec: FilterSpec, seed: int, fit_and_score: FitAndScore,
-                         progress: Progress = null_progress) -> TrainingSet:  # fmt: skip
+                         progress: Progress = null_progress, cache_dir: Path | None = None,
+                         model_key: str = "") -> TrainingSet:  # fmt: skip
     """Trimmed likelihood with the model's own score (``--filter self-trim``): ``rounds`` times, fit a fresh model on
     the kept images and score every training image with it, then keep all but the fraction it finds least likely
     (the first round fits on everything). ``fit_and_score(kept_images, kept_is_outlier, round) -> scores`` is the
     runner's: the labels go to ``fit`` for its reports only, as in any cell. The report's precision / recall / AUC are
-    those of the last round's scores; ``rounds_recall`` lists every round's recall."""
+    those of the last round's scores; ``rounds_recall`` lists every round's recall.
+
+    With ``cache_dir``, each round's scores are cached under ``model_key`` (the model and everything its fit depends
+    on), the split, the seed and the exact kept set: ``self-trim:0.3`` and ``self-trim:auto`` share their first fit,
+    and a killed cell does not redo a finished round."""
     images, labels = split.train_images, split.train_is_outlier.bool()
     rounds = int(spec.params["rounds"])
     kept = TrainingSet(images, labels, {})
+    kept_index = torch.arange(len(images))
     recalls = []
     for k in range(rounds):
         note(progress, f"filter {spec.label}: round {k + 1}/{rounds}, fitting the model on {len(kept.images)} images")
-        given = fit_and_score(kept.images, kept.is_outlier, k)
+        key = hashlib.sha256(json.dumps([split.split_hash, model_key, seed]).encode()
+                             + kept_index.numpy().tobytes()).hexdigest()  # fmt: skip
+        path = None if cache_dir is None else Path(cache_dir) / SELF_TRIM / f"{key[:24]}.pt"
+        blob = None if path is None else atomic.load_keyed(path, key)
+        given = blob["scores"] if blob is not None else fit_and_score(kept.images, kept.is_outlier, k)
         if given is None:
             raise BenchError(f"--filter {spec.label}: the model's training_scores returned None (it has no score: "
                              f"put it behind a detector, e.g. --filter mcd:auto)")  # fmt: skip
@@ -246,7 +256,10 @@ def trimmed_training_set(split: Any, spec: FilterSpec, seed: int, fit_and_score:
         if scores.numel() != len(images) or not torch.isfinite(scores).all():
             raise BenchError(f"--filter {spec.label}: the model's training_scores gave {scores.numel()} scores "
                              f"(need {len(images)} finite ones)")  # fmt: skip
+        if path is not None and blob is None:
+            atomic.torch_save(path, {"key": key, "scores": scores})
         kept = _drop_top(spec, images, labels, scores, seed)
+        kept_index = (~top_fraction(scores, kept.report["filter_fraction"])).nonzero().flatten()
         recalls.append(kept.report["filter_recall"])
     kept.report["rounds_recall"] = recalls
     return kept

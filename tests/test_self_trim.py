@@ -68,6 +68,27 @@ def test_rounds_fit_on_the_last_kept_set_and_drop_the_least_likely(rounds):
     assert kept.report["rounds_recall"] == [1.0] * rounds and kept.report["filter"] == f"self-trim:0.2:rounds={rounds}"
 
 
+def test_rounds_are_cached_per_kept_set(tmp_path):
+    """A cached round is not fitted again: a second call fits nothing, and another fraction shares the first fit
+    (fitted on everything) but not the second (fitted on another kept set)."""
+    split = mixed_split(20, 5)
+    first = MeanScorer(split)
+    a = filtering.trimmed_training_set(split, filtering.parse("self-trim:0.2:rounds=2"), 0, first, cache_dir=tmp_path,
+                                       model_key="m")  # fmt: skip
+    again = MeanScorer(split)
+    b = filtering.trimmed_training_set(split, filtering.parse("self-trim:0.2:rounds=2"), 0, again, cache_dir=tmp_path,
+                                       model_key="m")  # fmt: skip
+    assert len(first.calls) == 2 and again.calls == [] and torch.equal(a.images, b.images)
+    other = MeanScorer(split)
+    filtering.trimmed_training_set(split, filtering.parse("self-trim:0.4:rounds=2"), 0, other, cache_dir=tmp_path,
+                                   model_key="m")  # fmt: skip
+    assert [c[2] for c in other.calls] == [1]  # round 0 read from the cache, round 1 kept 15 images, not 20
+    fresh = MeanScorer(split)
+    filtering.trimmed_training_set(split, filtering.parse("self-trim:0.2"), 0, fresh, cache_dir=tmp_path,
+                                   model_key="another model")  # fmt: skip
+    assert len(fresh.calls) == 1
+
+
 def test_the_rounds_never_see_the_labels():
     """Labels permuted: the same images are kept (they reach fit for its reports only)."""
     split = mixed_split(20, 5)
