@@ -148,7 +148,7 @@ def _run(job: CellJob, progress: Progress) -> CellRecord:
     if filter_spec is not None and filter_spec.self_trim:
 
         def fit_and_score(images: torch.Tensor, is_outlier: torch.Tensor, round_: int) -> torch.Tensor:
-            """One trimming round: a fresh model, fitted (no checkpoint: a killed cell redoes its rounds), scores
+            """One trimming round: a fresh model, fitted (no checkpoint: a killed cell redoes an unfinished round), scores
             every training image."""
             scorer = spec.build(profile.name, profile.data.size, profile.models.get(cell.model))
             torch.manual_seed(cell.seed)
