@@ -86,7 +86,7 @@ def models(plugin_refs) -> None:
 @profile_options
 @_plugin_option
 def datasets(ratio, profile, config_file, sets, plugin_refs) -> None:
-    """List the registered datasets (with each profile's image needs), corruptions and outlier detectors.
+    """List the registered datasets (with each profile's image needs), corruptions, outlier detectors and filters.
 
     Without --profile, --config or --set: every profile's needs; with them: the resolved profile's."""
     from bench import detectors, inputs, loading, plugins
@@ -111,6 +111,8 @@ def datasets(ratio, profile, config_file, sets, plugin_refs) -> None:
         for name in listed.names():
             spec = listed.get(name)
             click.echo(f"{kind:10s} {name:12s} [{plugins.origin(spec.fn.__module__)}] {spec.description}")
+    click.echo("filters    --filter DETECTOR:FRACTION or DETECTOR:auto (the share estimated), self-trim:FRACTION|auto "
+               "(the model's own score, refitted), outliers-only (the capacity control), none")  # fmt: skip
 
 
 def _image_needs(settings, ratio: float) -> str:

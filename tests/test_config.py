@@ -155,6 +155,7 @@ def test_bench_datasets_states_each_profiles_image_needs(capsys):
 
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
+    assert any(ln.startswith("filters ") and "self-trim:FRACTION" in ln for ln in out.splitlines())
     for name in ("folder", "facemask", "corrupted", "roomcrop"):
         block = out.split(f"dataset    {name} ", 1)[1].split("\ndataset ", 1)[0]
         assert f"--set data.{name}.<key>=N" in block and "r = 30 %" in block
