@@ -148,20 +148,18 @@ def _run(job: CellJob, progress: Progress) -> CellRecord:
     if filter_spec is not None and filter_spec.self_trim:
 
         def fit_and_score(images: torch.Tensor, is_outlier: torch.Tensor, round_: int) -> torch.Tensor:
-            """One trimming round: a fresh model, fitted (no checkpoint: a killed cell redoes an unfinished round), scores
-            every training image."""
+            """One trimming round: a fresh model, fitted (no checkpoint: a killed cell redoes an unfinished round),
+            scores every training image."""
             scorer = spec.build(profile.name, profile.data.size, profile.models.get(cell.model))
             torch.manual_seed(cell.seed)
             _guarded(lambda: scorer.fit(images, is_outlier, fit_cfg, progress), f"{model_name}, in fit", builtin)
             return _guarded(lambda: scorer.training_scores(split.train_images), f"{model_name}, in training_scores",
                             builtin)  # fmt: skip
 
-        t0 = time.perf_counter()
         model_key = json.dumps([cell.model, dataclasses.asdict(model.cfg), fit_cfg.precision, profile.run.device,
                                 profile.run.threads], sort_keys=True, default=str)  # fmt: skip
         train = filtering.trimmed_training_set(split, filter_spec, cell.seed, fit_and_score, progress,
                                                store.cache_dir, model_key)  # fmt: skip
-        train.report["filter_fit_s"] = round(time.perf_counter() - t0, 2)
     else:
         train = filtering.training_set(split, filter_spec, cell.seed, store.cache_dir, progress)
     store.begin_cell(folder, {

@@ -241,14 +241,16 @@ def trimmed_training_set(split: Any, spec: FilterSpec, seed: int, fit_and_score:
     rounds = int(spec.params["rounds"])
     kept = TrainingSet(images, labels, {})
     kept_index = torch.arange(len(images))
-    recalls = []
+    recalls, seconds = [], 0.0
     for k in range(rounds):
         note(progress, f"filter {spec.label}: round {k + 1}/{rounds}, fitting the model on {len(kept.images)} images")
         key = hashlib.sha256(json.dumps([split.split_hash, model_key, seed]).encode()
                              + kept_index.numpy().tobytes()).hexdigest()  # fmt: skip
         path = None if cache_dir is None else Path(cache_dir) / SELF_TRIM / f"{key[:24]}.pt"
         blob = None if path is None else atomic.load_keyed(path, key)
+        t0 = time.perf_counter()
         given = blob["scores"] if blob is not None else fit_and_score(kept.images, kept.is_outlier, k)
+        round_s = float(blob.get("seconds", 0.0)) if blob is not None else time.perf_counter() - t0
         if given is None:
             raise BenchError(f"--filter {spec.label}: the model's training_scores returned None (it has no score: "
                              f"put it behind a detector, e.g. --filter mcd:auto)")  # fmt: skip
@@ -257,9 +259,11 @@ def trimmed_training_set(split: Any, spec: FilterSpec, seed: int, fit_and_score:
             raise BenchError(f"--filter {spec.label}: the model's training_scores gave {scores.numel()} scores "
                              f"(need {len(images)} finite ones)")  # fmt: skip
         if path is not None and blob is None:
-            atomic.torch_save(path, {"key": key, "scores": scores})
+            atomic.torch_save(path, {"key": key, "scores": scores, "seconds": round_s})
         kept = _drop_top(spec, images, labels, scores, seed)
         kept_index = (~top_fraction(scores, kept.report["filter_fraction"])).nonzero().flatten()
         recalls.append(kept.report["filter_recall"])
+        seconds += round_s
     kept.report["rounds_recall"] = recalls
+    kept.report["filter_fit_s"] = round(seconds, 2)  # the rounds' fits and scoring, cached rounds at their first cost
     return kept

@@ -79,6 +79,7 @@ def test_rounds_are_cached_per_kept_set(tmp_path):
     b = filtering.trimmed_training_set(split, filtering.parse("self-trim:0.2:rounds=2"), 0, again, cache_dir=tmp_path,
                                        model_key="m")  # fmt: skip
     assert len(first.calls) == 2 and again.calls == [] and torch.equal(a.images, b.images)
+    assert b.report["filter_fit_s"] == a.report["filter_fit_s"]  # cached rounds count at what they first cost
     other = MeanScorer(split)
     filtering.trimmed_training_set(split, filtering.parse("self-trim:0.4:rounds=2"), 0, other, cache_dir=tmp_path,
                                    model_key="m")  # fmt: skip
