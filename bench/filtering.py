@@ -157,6 +157,22 @@ class DetectorScores:
     cached: bool
 
 
+def _cached_scores(path: Path | None, key: str, compute: Callable[[], Any], n: int, what: str) -> DetectorScores:
+    """Scores read from ``path`` when cached there under ``key``, else ``compute()``-d, checked (``n`` finite ones;
+    ``what`` names the source in the one-line error), timed and cached (``path`` None: never cached)."""
+    blob = None if path is None else atomic.load_keyed(path, key)
+    if blob is not None:
+        return DetectorScores(blob["scores"], blob.get("seconds"), True)
+    t0 = time.perf_counter()
+    scores = torch.as_tensor(compute()).detach().double().flatten()
+    seconds = round(time.perf_counter() - t0, 2)
+    if scores.numel() != n or not torch.isfinite(scores).all():
+        raise BenchError(f"{what} returned {scores.numel()} scores (need {n} finite ones)")
+    if path is not None:
+        atomic.torch_save(path, {"key": key, "scores": scores, "seconds": seconds})
+    return DetectorScores(scores, seconds, False)
+
+
 def detector_scores(spec: FilterSpec, images: torch.Tensor, split_hash: str, seed: int, cache_dir: Path,
                     progress: Progress = null_progress) -> DetectorScores:  # fmt: skip
     """The filter's detector scores of ``images``, read from ``cache_dir/detectors`` when this split, detector
@@ -166,20 +182,17 @@ def detector_scores(spec: FilterSpec, images: torch.Tensor, split_hash: str, see
     key = hashlib.sha256(
         json.dumps([split_hash, spec.detector, spec.params, seed], sort_keys=True).encode()
     ).hexdigest()
+
+    def compute() -> torch.Tensor:
+        params = detectors.make_params(spec.detector, spec.params)
+        desc = f"filter: fitting detector {spec.detector} on {len(images)} training images"
+        with progress(total=1, desc=desc) as bar:
+            scores = detectors.get(spec.detector).score(images, params, seed)
+            bar.update(1)
+        return scores
+
     path = Path(cache_dir) / "detectors" / f"{spec.detector}-{key[:24]}.pt"
-    blob = atomic.load_keyed(path, key)
-    if blob is not None:
-        return DetectorScores(blob["scores"], blob.get("seconds"), True)
-    params = detectors.make_params(spec.detector, spec.params)
-    t0 = time.perf_counter()
-    with progress(total=1, desc=f"filter: fitting detector {spec.detector} on {len(images)} training images") as bar:
-        scores = detectors.get(spec.detector).score(images, params, seed)
-        bar.update(1)
-    seconds = round(time.perf_counter() - t0, 2)
-    if scores.numel() != len(images) or not torch.isfinite(scores).all():
-        raise BenchError(f"detector {spec.detector} returned {scores.numel()} scores (need {len(images)} finite ones)")
-    atomic.torch_save(path, {"key": key, "scores": scores, "seconds": seconds})
-    return DetectorScores(scores, seconds, False)
+    return _cached_scores(path, key, compute, len(images), f"detector {spec.detector}")
 
 
 def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path,
@@ -196,12 +209,13 @@ def training_set(split: Any, spec: FilterSpec | None, seed: int, cache_dir: Path
     if spec.self_trim:
         raise BenchError(f"--filter {spec.label} needs the model: use trimmed_training_set")
     scored = detector_scores(spec, images, split.split_hash, seed, cache_dir, progress)
-    return _drop_top(spec, images, labels, scored.scores, seed, {"filter_fit_s": scored.seconds})
+    return _drop_top(spec, images, labels, scored.scores, seed, {"filter_fit_s": scored.seconds})[0]
 
 
 def _drop_top(spec: FilterSpec, images: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, seed: int,
-              extra: dict[str, Any] | None = None) -> TrainingSet:  # fmt: skip
-    """The images minus the filter's fraction (or its estimated share) of the highest ``scores``, with the report."""
+              extra: dict[str, Any] | None = None) -> tuple[TrainingSet, torch.Tensor]:  # fmt: skip
+    """The images minus the filter's fraction (or its estimated share) of the highest ``scores``, with the report,
+    and the mask of the images kept."""
     estimate = None if spec.fraction is not None else estimate_share(scores, seed)
     fraction = spec.fraction if estimate is None else estimate.share
     dropped = top_fraction(scores, fraction)
@@ -219,7 +233,7 @@ def _drop_top(spec: FilterSpec, images: torch.Tensor, labels: torch.Tensor, scor
         "kept_outlier_share": float(labels[keep].float().mean()) if n_kept else None,
         **(extra or {}),
     }
-    return TrainingSet(images[keep], labels[keep], report)
+    return TrainingSet(images[keep], labels[keep], report), keep
 
 
 FitAndScore = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
@@ -244,26 +258,22 @@ def trimmed_training_set(split: Any, spec: FilterSpec, seed: int, fit_and_score:
     recalls, seconds = [], 0.0
     for k in range(rounds):
         note(progress, f"filter {spec.label}: round {k + 1}/{rounds}, fitting the model on {len(kept.images)} images")
+
+        def compute(kept: TrainingSet = kept, k: int = k) -> Any:
+            given = fit_and_score(kept.images, kept.is_outlier, k)
+            if given is None:
+                raise BenchError(f"--filter {spec.label}: the model's training_scores returned None (it has no "
+                                 f"score: put it behind a detector, e.g. --filter mcd:auto)")  # fmt: skip
+            return given
+
         key = hashlib.sha256(json.dumps([split.split_hash, model_key, seed]).encode()
                              + kept_index.numpy().tobytes()).hexdigest()  # fmt: skip
         path = None if cache_dir is None else Path(cache_dir) / SELF_TRIM / f"{key[:24]}.pt"
-        blob = None if path is None else atomic.load_keyed(path, key)
-        t0 = time.perf_counter()
-        given = blob["scores"] if blob is not None else fit_and_score(kept.images, kept.is_outlier, k)
-        round_s = float(blob.get("seconds", 0.0)) if blob is not None else time.perf_counter() - t0
-        if given is None:
-            raise BenchError(f"--filter {spec.label}: the model's training_scores returned None (it has no score: "
-                             f"put it behind a detector, e.g. --filter mcd:auto)")  # fmt: skip
-        scores = torch.as_tensor(given).detach().double().flatten()
-        if scores.numel() != len(images) or not torch.isfinite(scores).all():
-            raise BenchError(f"--filter {spec.label}: the model's training_scores gave {scores.numel()} scores "
-                             f"(need {len(images)} finite ones)")  # fmt: skip
-        if path is not None and blob is None:
-            atomic.torch_save(path, {"key": key, "scores": scores, "seconds": round_s})
-        kept = _drop_top(spec, images, labels, scores, seed)
-        kept_index = (~top_fraction(scores, kept.report["filter_fraction"])).nonzero().flatten()
+        scored = _cached_scores(path, key, compute, len(images), f"--filter {spec.label}: the model's training_scores")
+        kept, keep = _drop_top(spec, images, labels, scored.scores, seed)
+        kept_index = keep.nonzero().flatten()
         recalls.append(kept.report["filter_recall"])
-        seconds += round_s
+        seconds += scored.seconds or 0.0
     kept.report["rounds_recall"] = recalls
     kept.report["filter_fit_s"] = round(seconds, 2)  # the rounds' fits and scoring, cached rounds at their first cost
     return kept
