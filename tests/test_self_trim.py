@@ -151,14 +151,37 @@ def test_a_vq_model_scores_the_codes_it_never_saw_as_less_likely():
 # ------------------------------------------------------------------------------------------------------ the grid
 
 SCORING_PLUGIN = '''
-from bench.plugin import register_model
-from tests.plugins.mean_model import MeanCfg, MeanImageModel
+from dataclasses import dataclass
+
+import torch
+
+from bench.plugin import FitResult, GenerativeModel, register_model
 
 
-@register_model("test_scoring_mean", config=MeanCfg, profiles={"paper": {}, "cpu": "paper", "demo": "paper",
-                                                                "smoke": "paper"})
-class ScoringMean(MeanImageModel):
-    """The mean-image double with a score: distance to its mean image."""
+@dataclass
+class Cfg:
+    noise: float = 10.0
+
+
+@register_model("test_scoring_mean", config=Cfg, profiles={"paper": {}, "cpu": "paper", "demo": "paper",
+                                                           "smoke": "paper"})
+class ScoringMean(GenerativeModel):
+    """The training mean plus noise, with a score: the distance to that mean."""
+
+    def fit(self, train_images, train_is_outlier, cfg, progress=None):
+        self.mean = train_images.float().mean(0)
+        return FitResult(images_seen=len(train_images))
+
+    def sample(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        x = self.mean + self.cfg.noise * torch.randn((n, *self.mean.shape), generator=g)
+        return x.round().clamp(0, 255).to(torch.uint8)
+
+    def state_dict(self):
+        return {"mean": self.mean}
+
+    def load_state_dict(self, state):
+        self.mean = state["mean"]
 
     def training_scores(self, images):
         return (images.double() - self.mean.double()).flatten(1).norm(dim=1)
@@ -170,17 +193,20 @@ def test_a_grid_refuses_self_trim_for_a_model_without_a_score(tmp_path):
         api.plan(["gan"], ["facemask"], [30], [0], profile="smoke", out=tmp_path, filters=["self-trim:0.3"])
 
 
-def test_self_trim_cell_end_to_end(tmp_path):
+def test_self_trim_cells_end_to_end_from_a_plugin_in_two_workers(tmp_path):
     plugin = tmp_path / "scoring_mean.py"
     plugin.write_text(textwrap.dedent(SCORING_PLUGIN))
     try:
-        spec, planned = api.plan(["test_scoring_mean"], ["facemask"], [30], [0], profile="smoke", out=tmp_path / "out",
-                                 filters=["self-trim:0.3:rounds=2"], plugins=[str(plugin)], overrides=FAST)  # fmt: skip
-        (record,) = grid.run(spec, planned)
-        row = record.to_row()
-        assert row["variant"].endswith("filter=self-trim:0.3:rounds=2")
-        assert row["filter_fraction"] == 0.3 and row["n_train_kept"] < row["n_inliers"] + row["n_outliers"]
-        metrics = json.loads((planned[0].job.folder / "metrics.json").read_text())
-        assert len(metrics["filter"]["rounds_recall"]) == 2 and metrics["filter"]["filter_fit_s"] >= 0
+        spec, planned = api.plan(["test_scoring_mean"], ["facemask"], [20, 30], [0], profile="smoke",
+                                 out=tmp_path / "out", filters=["self-trim:0.3:rounds=2"], plugins=[str(plugin)],
+                                 overrides=FAST, jobs=2)  # fmt: skip
+        records = grid.run(spec, planned)
+        assert len(records) == 2
+        for record, cell in zip(records, planned):
+            row = record.to_row()
+            assert row["variant"].endswith("filter=self-trim:0.3:rounds=2")
+            assert row["filter_fraction"] == 0.3 and row["n_train_kept"] < row["n_inliers"] + row["n_outliers"]
+            metrics = json.loads((cell.job.folder / "metrics.json").read_text())
+            assert len(metrics["filter"]["rounds_recall"]) == 2 and metrics["filter"]["filter_fit_s"] >= 0
     finally:
         forget_plugin(str(plugin), "test_scoring_mean")
