@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.headline import flags, is_control, verdict
-from bench.report_tables import mean_ci
+from bench.report_tables import _fmt, _markdown, mean_ci
 
 
 def _filter_of(variant: object) -> str:
@@ -30,10 +30,8 @@ def _filter_of(variant: object) -> str:
 
 
 def _ci(values: pd.Series, digits: int) -> str:
-    m, hw, _ = mean_ci(pd.to_numeric(values, errors="coerce").tolist())
-    if m != m:
-        return ""
-    return f"{m:.{digits}f}" if hw != hw else f"{m:.{digits}f} ± {hw:.{digits}f}"
+    """Mean ± 95 % t-interval as the report writes it."""
+    return _fmt(*mean_ci(pd.to_numeric(values, errors="coerce").tolist())[:2], digits)
 
 
 def routes(runs: pd.DataFrame, models: list[str]) -> pd.DataFrame:
@@ -66,12 +64,6 @@ def routes(runs: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     return out.sort_values(["model", "route", "r"], key=lambda s: keys.get(s.name, lambda x: x)(s))
 
 
-def markdown(table: pd.DataFrame) -> str:
-    cells = [[str(v) for v in row] for row in table.itertuples(index=False)]
-    return "\n".join(["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-                     + ["| " + " | ".join(row) + " |" for row in cells])  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--store", action="append", required=True, metavar="LABEL=OUT")
@@ -88,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         table = routes(pd.read_csv(path), args.models.split(","))
         parts.append(table.assign(data=label))
-        text += [f"### {label}", "", markdown(table), ""]
+        text += [f"### {label}", "", _markdown(table), ""]
     print("\n".join(text))
     if args.markdown:
         Path(args.markdown).write_text("\n".join(text))

@@ -16,7 +16,6 @@ the fit that computed them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 import time
@@ -24,9 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import api, detectors
+from bench import api, detectors, filtering
 from bench.cli import _overrides as cli_overrides
-from bench.filtering import FilterSpec, detector_scores
 from bench.outlier_share import estimate_share
 from bench.store import ResultsStore
 
@@ -61,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 labels = split.train_is_outlier.bool()
                 for det in args.detectors.split(","):
-                    spec = FilterSpec(det, None, dataclasses.asdict(detectors.make_params(det)), {})
-                    scored = detector_scores(spec, split.train_images, split.split_hash, seed, cache_dir)
+                    spec = filtering.parse(f"{det}:auto")  # the detector at its defaults, as a filter names it
+                    scored = filtering.detector_scores(spec, split.train_images, split.split_hash, seed, cache_dir)
                     scores, score_s = scored.scores, scored.seconds if scored.seconds is not None else math.nan
                     t0 = time.perf_counter()
                     est = estimate_share(scores, seed)
